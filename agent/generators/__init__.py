@@ -1,0 +1,1 @@
+"""Generator tiers: one module each, all implementing `agent.generators.base.Generator`."""

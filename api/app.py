@@ -1,0 +1,59 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan-built services and its limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from agent.agent import Answer
+from api import __version__
+from api.cache import AnswerCache
+from api.errors import install_error_handlers
+from api.limiter import build_limiter
+from api.routes import build_router
+from api.services import build_services
+from api.settings import Settings
+from rag.logs import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, cache_timer: Callable[[], float] = time.monotonic) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.logging)
+    cache: AnswerCache[Answer] = AnswerCache(settings.api.cache_ttl, settings.api.cache_max_entries, cache_timer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        services = await asyncio.to_thread(build_services, settings, cache)
+        app.state.services = services
+        active = services.agent.chain.active()
+        log.info(
+            "service_ready",
+            seconds=round(time.perf_counter() - started, 3),
+            vectors=services.store.count(),
+            llm=active.provider if active else None,
+        )
+        try:
+            yield
+        finally:
+            await services.aclose()
+            log.info("service_stopped")
+
+    app = FastAPI(
+        title="Knowledge-base chatbot API",
+        version=__version__,
+        description="Answers website visitors from the company's own knowledge base, with sources.",
+        lifespan=lifespan,
+    )
+    limiter = build_limiter()
+    app.state.limiter = limiter
+    install_error_handlers(app)
+    app.include_router(build_router(limiter, settings.api))
+    return app

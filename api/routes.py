@@ -1,0 +1,129 @@
+"""The endpoints. Limits are per app: routers are built with the app's own limiter."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from slowapi import Limiter
+
+from agent.agent import Answer
+from api import __version__
+from api.cache import cache_key
+from api.deps import ServicesDep
+from api.schemas import (
+    CacheCleared,
+    CacheStats,
+    ChatRequest,
+    ChatResponse,
+    ErrorBody,
+    HealthResponse,
+    LlmInfo,
+    ModelInfo,
+    ServiceInfo,
+    Source,
+    TierInfo,
+)
+from api.settings import ApiSettings
+
+ENDPOINTS = {
+    "POST /chat": "Ask a question; answers come with their sources.",
+    "GET /health": "Liveness, active model, vector count (never rate limited).",
+    "GET /cache/stats": "Answer-cache statistics (admin).",
+    "DELETE /cache": "Empty the answer cache (admin).",
+    "GET /docs": "Interactive API documentation.",
+}
+_RATE_LIMITED = {429: {"model": ErrorBody, "description": "Rate limit exceeded"}}
+
+
+def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/", response_model=ServiceInfo, responses=_RATE_LIMITED)
+    @limiter.limit(settings.rate_limit_root)
+    async def root(request: Request, response: Response) -> ServiceInfo:
+        return ServiceInfo(
+            name="Knowledge-base chatbot API",
+            version=__version__,
+            description="Answers website visitors from the company's own knowledge base.",
+            docs="/docs",
+            endpoints=ENDPOINTS,
+        )
+
+    @router.get("/health", response_model=HealthResponse)
+    async def health(services: ServicesDep) -> HealthResponse:
+        chain = services.agent.chain
+        active = chain.active()
+        vectors = services.store.count()
+        return HealthResponse(
+            status="ok" if vectors > 0 else "degraded",
+            version=__version__,
+            llm=LlmInfo(
+                active=active.provider if active else None,
+                chain=[
+                    TierInfo(provider=g.provider, model=g.model, state=s.state, detail=s.detail)
+                    for g, s in chain.describe()
+                ],
+            ),
+            vectors=vectors,
+            knowledge_version=services.agent.retriever.knowledge_version,
+            embedder="ready" if services.embedder.loaded else "loading",
+            cache_size=len(services.cache),
+        )
+
+    @router.post(
+        "/chat", response_model=ChatResponse, responses={**_RATE_LIMITED, 422: {"model": ErrorBody}}
+    )
+    @limiter.limit(settings.rate_limit_chat)
+    async def chat(request: Request, response: Response, body: ChatRequest, services: ServicesDep) -> ChatResponse:
+        started = time.perf_counter()
+        cache = services.cache
+        # The lookup comes before any model or store work; the key needs neither.
+        key = cache_key(body.message, services.agent.cache_context())
+        if body.use_cache and cache.enabled:
+            hit = cache.get(key)
+            if hit is not None:
+                return _to_response(hit, cached=True, elapsed=time.perf_counter() - started)
+        answer = await services.agent.answer(body.message)
+        if answer.cacheable:
+            cache.set(key, answer)
+        return _to_response(answer, cached=False, elapsed=time.perf_counter() - started)
+
+    @router.get("/cache/stats", response_model=CacheStats, responses=_RATE_LIMITED)
+    @limiter.limit(settings.rate_limit_cache_stats)
+    async def cache_stats(request: Request, response: Response, services: ServicesDep) -> CacheStats:
+        cache = services.cache
+        counts = cache.counts()
+        lookups = counts.hits + counts.misses
+        return CacheStats(
+            total_entries=counts.total,
+            valid_entries=counts.valid,
+            expired_entries=counts.total - counts.valid,
+            cache_ttl_seconds=cache.ttl,
+            max_entries=cache.max_entries,
+            hits=counts.hits,
+            misses=counts.misses,
+            hit_rate=round(counts.hits / lookups, 4) if lookups else 0.0,
+        )
+
+    @router.delete("/cache", response_model=CacheCleared, responses=_RATE_LIMITED)
+    @limiter.limit(settings.rate_limit_cache_clear)
+    async def clear_cache(request: Request, response: Response, services: ServicesDep) -> CacheCleared:
+        removed = services.cache.clear()
+        return CacheCleared(message=f"Cache cleared. Removed {removed} entries", removed=removed)
+
+    return router
+
+
+def _to_response(answer: Answer, *, cached: bool, elapsed: float) -> ChatResponse:
+    return ChatResponse(
+        response=answer.text,
+        status=answer.status,
+        cached=cached,
+        sources=[Source(id=p.id, title=p.title, source=p.source, score=p.score) for p in answer.sources],
+        model_info=ModelInfo(
+            provider=answer.provider,
+            model=answer.model,
+            response_time=round(elapsed if cached else answer.response_time, 4),
+        ),
+    )

@@ -1,0 +1,97 @@
+"""Request and response bodies."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_MESSAGE_CHARS = 2000
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The visitor's question.")
+    session_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="Conversation id."
+    )
+    use_cache: bool = Field(default=True, description="false: skip the cache lookup (the answer is stored).")
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be empty")
+        return value
+
+
+class Source(BaseModel):
+    id: str
+    title: str
+    source: str = Field(description="Path relative to the knowledge folder.")
+    score: float
+
+
+class ModelInfo(BaseModel):
+    provider: str = Field(description="gemini, local or extractive (none when no tier answered).")
+    model: str
+    response_time: float = Field(description="Seconds spent on this request.")
+
+
+class ChatResponse(BaseModel):
+    response: str
+    status: Literal["success", "error"]
+    cached: bool
+    sources: list[Source]
+    model_info: ModelInfo
+
+
+class TierInfo(BaseModel):
+    provider: str
+    model: str
+    state: str
+    detail: str = ""
+
+
+class LlmInfo(BaseModel):
+    active: str | None
+    chain: list[TierInfo]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    llm: LlmInfo
+    vectors: int
+    knowledge_version: str
+    embedder: Literal["ready", "loading"]
+    cache_size: int
+
+
+class CacheStats(BaseModel):
+    total_entries: int
+    valid_entries: int
+    expired_entries: int
+    cache_ttl_seconds: int
+    max_entries: int
+    hits: int
+    misses: int
+    hit_rate: float
+
+
+class CacheCleared(BaseModel):
+    message: str
+    removed: int
+
+
+class ServiceInfo(BaseModel):
+    name: str
+    version: str
+    description: str
+    docs: str
+    endpoints: dict[str, str]
+
+
+class ErrorBody(BaseModel):
+    error: str

@@ -1,0 +1,53 @@
+"""The long-lived objects the routes use, built once in the lifespan."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import structlog
+
+from agent.agent import Agent, Answer
+from agent.factory import build_chain
+from api.cache import AnswerCache
+from api.settings import Settings
+from rag.embedder import Embedder
+from rag.ingestion import ensure_ingested
+from rag.retriever import Retriever
+from rag.store import KnowledgeStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: KnowledgeStore
+    embedder: Embedder
+    agent: Agent
+    cache: AnswerCache[Answer]
+
+    async def aclose(self) -> None:
+        await self.agent.aclose()
+
+
+def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
+    """Blocking (opens the store, may embed): run it in a worker thread."""
+    rag = settings.rag
+    store = KnowledgeStore.persistent(rag.chroma_path, rag.collection_prefix)
+    embedder = Embedder(rag.embedding_model, rag.embedding_batch_size)
+    if settings.api.ingest_on_start:
+        ensure_ingested(store, embedder, rag)
+    retriever = Retriever(store, embedder, rag.top_k)
+    agent = Agent(retriever, build_chain(settings.agent), settings.agent.contact_hint)
+    if settings.api.embedder_warmup and not embedder.loaded:
+        # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
+        threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
+    return Services(settings, store, embedder, agent, cache)
+
+
+def _warm(embedder: Embedder) -> None:
+    try:
+        embedder.load()
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.error("embedder_warmup_failed", error=str(exc))

@@ -1,0 +1,49 @@
+"""The service's settings: each layer's own model, composed from one environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from limits import parse_many
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.settings import AgentSettings
+from rag.logs import LoggingSettings
+from rag.settings import RagSettings
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    host: str = Field(default="127.0.0.1")
+    port: int = Field(default=8000, ge=1, le=65535)
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Proxies whose X-Forwarded-For is believed (uvicorn); empty trusts no one.",
+    )
+    cache_ttl: int = Field(default=3600, ge=0, description="Seconds an answer stays cached; 0 disables.")
+    cache_max_entries: int = Field(default=1000, ge=1)
+    rate_limit_chat: str = Field(default="20/minute")
+    rate_limit_root: str = Field(default="60/minute")
+    rate_limit_cache_stats: str = Field(default="30/minute")
+    rate_limit_cache_clear: str = Field(default="5/minute")
+    ingest_on_start: bool = Field(default=True, description="Embed the knowledge folder at start if needed.")
+    embedder_warmup: bool = Field(default=True, description="Load the embedding model in the background.")
+
+    @field_validator("rate_limit_chat", "rate_limit_root", "rate_limit_cache_stats", "rate_limit_cache_clear")
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '20/minute': {value!r}") from exc
+        return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    api: ApiSettings = field(default_factory=ApiSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    rag: RagSettings = field(default_factory=RagSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)

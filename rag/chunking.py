@@ -1,0 +1,139 @@
+"""Structure-aware chunking: sections by heading, then paragraphs packed up to a size budget."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from rag.loading import Document
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    id: str
+    source: str
+    title: str
+    headings: tuple[str, ...]
+    text: str
+    index: int
+
+    @property
+    def heading_path(self) -> str:
+        return " > ".join(self.headings)
+
+    def embedding_text(self) -> str:
+        """What gets embedded: the title and heading path give a short passage its topic."""
+        context = " > ".join(dict.fromkeys((self.title, *self.headings)))
+        return f"{context}\n\n{self.text}" if context else self.text
+
+
+def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
+    pieces: list[tuple[tuple[str, ...], str]] = []
+    for headings, body in _sections(doc):
+        pieces.extend((headings, text) for text in _pack(_paragraphs(body), size, overlap))
+    return [
+        Chunk(
+            id=_chunk_id(doc.source, index, text),
+            source=doc.source,
+            title=doc.title,
+            headings=headings,
+            text=text,
+            index=index,
+        )
+        for index, (headings, text) in enumerate(pieces)
+    ]
+
+
+def _sections(doc: Document) -> list[tuple[tuple[str, ...], str]]:
+    if not doc.is_markdown:
+        return [((), doc.text)]
+    sections: list[tuple[tuple[str, ...], str]] = []
+    stack: list[tuple[int, str]] = []
+    lines: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        body = "\n".join(lines).strip()
+        if body:
+            # The document title (a lone level-1 heading) is kept as metadata, not as a heading level.
+            sections.append((tuple(text for level, text in stack if level > 1), body))
+        lines.clear()
+
+    for line in doc.text.split("\n"):
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+        match = None if in_fence else _HEADING.match(line)
+        if match is None:
+            lines.append(line)
+            continue
+        flush()
+        level = len(match.group(1))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, match.group(2).strip()))
+    flush()
+    return sections
+
+
+def _paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
+
+
+def _pack(paragraphs: list[str], size: int, overlap: int) -> list[str]:
+    """Greedily pack paragraphs up to `size` characters; split oversized ones on sentence ends."""
+    units: list[str] = []
+    for paragraph in paragraphs:
+        units.extend(_split_long(paragraph, size) if len(paragraph) > size else [paragraph])
+
+    chunks: list[str] = []
+    current: list[str] = []
+    for unit in units:
+        if current and len("\n\n".join([*current, unit])) > size:
+            chunks.append("\n\n".join(current))
+            tail = _overlap_tail(current[-1], overlap)
+            current = [tail] if tail and len(tail) + len(unit) + 2 <= size else []
+        current.append(unit)
+    if current:
+        chunks.append("\n\n".join(current))
+    return chunks
+
+
+def _split_long(text: str, size: int) -> list[str]:
+    parts: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        while len(sentence) > size:  # one huge "sentence": cut on a space near the budget
+            cut = sentence.rfind(" ", 0, size)
+            cut = cut if cut > size // 2 else size
+            parts.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        candidate = f"{current} {sentence}".strip()
+        if len(candidate) > size and current:
+            parts.append(current)
+            candidate = sentence
+        current = candidate
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _overlap_tail(text: str, overlap: int) -> str:
+    """The last whole sentences of `text` that fit in `overlap` characters."""
+    if overlap <= 0:
+        return ""
+    tail = ""
+    for sentence in reversed(_SENTENCE_END.split(text)):
+        candidate = f"{sentence} {tail}".strip()
+        if len(candidate) > overlap:
+            break
+        tail = candidate
+    return tail
+
+
+def _chunk_id(source: str, index: int, text: str) -> str:
+    digest = hashlib.sha256(f"{source}\x00{index}\x00{text}".encode()).hexdigest()
+    return f"{digest[:24]}"

@@ -1,0 +1,85 @@
+"""`python -m rag ingest|status`: manage the knowledge store from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from rag.embedder import Embedder
+from rag.ingestion import desired_manifest, ensure_ingested
+from rag.logs import LoggingSettings, configure_logging
+from rag.settings import RagSettings
+from rag.store import KnowledgeStore
+
+
+def _progress_bar(total: int) -> Callable[[int], None]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+
+    def advance(n: int) -> None:
+        bar.update(n)
+        if bar.n >= total:
+            bar.close()
+
+    return advance
+
+
+def _ingest(settings: RagSettings, force: bool) -> int:
+    store = KnowledgeStore.persistent(settings.chroma_path, settings.collection_prefix)
+    embedder = Embedder(settings.embedding_model, settings.embedding_batch_size)
+    report = ensure_ingested(store, embedder, settings, progress=_progress_bar, force=force)
+    sys.stdout.write(
+        f"{report.status}: {report.files} files, {report.chunks} chunks, "
+        f"version {report.version}, {report.seconds:.2f}s\n"
+    )
+    return 0
+
+
+def _status(settings: RagSettings, as_json: bool) -> int:
+    store = KnowledgeStore.persistent(settings.chroma_path, settings.collection_prefix)
+    active = store.active_build
+    wanted = desired_manifest(settings)
+    current = active.manifest if active else None
+    files = current.files if current else {}
+    state = {
+        "store": str(settings.chroma_path),
+        "collection": active.name if active else None,
+        "version": current.version if current else None,
+        "chunks": store.count(),
+        "files": len(files),
+        "embedding_model": current.embedding_model if current else None,
+        "up_to_date": current == wanted,
+        "changes": {
+            "added": sorted(set(wanted.files) - set(files)),
+            "removed": sorted(set(files) - set(wanted.files)),
+            "changed": sorted(p for p in set(files) & set(wanted.files) if files[p] != wanted.files[p]),
+            "settings_changed": bool(current)
+            and (current.embedding_model, current.chunk_size, current.chunk_overlap)
+            != (wanted.embedding_model, wanted.chunk_size, wanted.chunk_overlap),
+        },
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(state, indent=2) + "\n")
+    else:
+        for key, value in state.items():
+            sys.stdout.write(f"{key:>16}: {value}\n")
+    return 0 if state["up_to_date"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ingest = sub.add_parser("ingest", help="embed the knowledge folder into the store if it changed")
+    ingest.add_argument("--force", action="store_true", help="rebuild even if the store is up to date")
+    status = sub.add_parser("status", help="show what the store holds; exit 1 if it is out of date")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+
+    settings = RagSettings()
+    configure_logging(LoggingSettings())
+    if args.command == "ingest":
+        return _ingest(settings, args.force)
+    return _status(settings, args.json)

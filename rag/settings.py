@@ -1,0 +1,38 @@
+"""Settings of the knowledge layer, read from the environment (or `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class RagSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    knowledge_dir: Path = Field(default=Path("knowledge"), description="Folder of documents to answer from.")
+    chroma_path: Path = Field(default=Path("chroma_db"), description="Folder of the persistent Chroma store.")
+    collection_prefix: str = Field(
+        default="knowledge",
+        min_length=3,
+        max_length=40,
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$",
+        description="Prefix of the Chroma collections this service owns.",
+    )
+    embedding_model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        description="Sentence-transformers model: the bundled default or a local folder.",
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    chunk_size: int = Field(default=800, ge=100, le=8000, description="Characters per chunk, at most.")
+    chunk_overlap: int = Field(default=120, ge=0, description="Characters carried into the next chunk.")
+    top_k: int = Field(default=4, ge=1, le=50, description="Passages retrieved per question.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> RagSettings:
+        if self.chunk_overlap >= self.chunk_size // 2:
+            raise ValueError("CHUNK_OVERLAP must be less than half of CHUNK_SIZE")
+        return self

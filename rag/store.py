@@ -1,0 +1,178 @@
+"""The Chroma store: one collection per complete build, switched to only when the build is complete.
+
+A build writes into a fresh collection marked `building`; only when every chunk is in does its
+metadata flip to `complete` with the manifest (one write). Readers only ever see the newest complete
+collection, so an ingest killed half-way leaves the previous state served, and the leftovers are
+removed by the next ingest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from rag.manifest import Manifest
+
+log = structlog.get_logger(__name__)
+
+STATUS_BUILDING = "building"
+STATUS_COMPLETE = "complete"
+
+
+class StoreError(Exception):
+    """The vector store could not be read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float  # cosine similarity, 1.0 = same direction
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteBuild:
+    name: str
+    manifest: Manifest
+    completed_at: float
+
+
+class KnowledgeStore:
+    """Owns the collections named `<prefix>-*` in one Chroma client (embedded or server)."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._lock = threading.Lock()
+        self._active: Any = None
+        self._active_build: CompleteBuild | None = None
+
+    @classmethod
+    def persistent(cls, path: Path, prefix: str) -> KnowledgeStore:
+        import chromadb
+        from chromadb.config import Settings
+
+        path.mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+        store = cls(client, prefix)
+        store.refresh()
+        return store
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def active_build(self) -> CompleteBuild | None:
+        return self._active_build
+
+    def refresh(self) -> CompleteBuild | None:
+        """Point readers at the newest complete build."""
+        builds = self._complete_builds()
+        with self._lock:
+            if builds:
+                newest = builds[0]
+                if self._active_build is None or self._active_build.name != newest.name:
+                    self._active = self._client.get_collection(newest.name)
+                self._active_build = newest
+            else:
+                self._active, self._active_build = None, None
+        return self._active_build
+
+    def count(self) -> int:
+        collection = self._active
+        return int(collection.count()) if collection is not None else 0
+
+    def query(self, embedding: Sequence[float], k: int) -> list[Hit]:
+        collection = self._active
+        if collection is None:
+            return []
+        try:
+            result = collection.query(
+                query_embeddings=[list(embedding)],
+                n_results=k,
+                include=["documents", "metadatas", "distances"],
+            )
+        except Exception as exc:  # chromadb raises many unrelated types; callers need one
+            raise StoreError(f"vector query failed: {type(exc).__name__}") from exc
+        ids, docs = result["ids"][0], (result["documents"] or [[]])[0]
+        metas, dists = (result["metadatas"] or [[]])[0], (result["distances"] or [[]])[0]
+        return [
+            Hit(id=i, text=d or "", metadata=dict(m or {}), score=1.0 - float(dist))
+            for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
+        ]
+
+    # -- building ------------------------------------------------------------------------------
+
+    def begin_build(self, manifest: Manifest) -> Any:
+        name = f"{self._prefix}-{manifest.version}-{time.time_ns() // 1_000_000:x}"
+        return self._client.create_collection(
+            name,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"status": STATUS_BUILDING, "version": manifest.version, "created_at": time.time()},
+            embedding_function=None,
+        )
+
+    def add(
+        self,
+        collection: Any,
+        ids: list[str],
+        embeddings: list[list[float]],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
+        step = int(self._client.get_max_batch_size())
+        for start in range(0, len(ids), step):
+            end = start + step
+            collection.add(
+                ids=ids[start:end],
+                embeddings=embeddings[start:end],
+                documents=documents[start:end],
+                metadatas=metadatas[start:end],
+            )
+
+    def complete_build(self, collection: Any, manifest: Manifest) -> None:
+        """The switch-over: one metadata write makes the build visible, then old builds go."""
+        collection.modify(
+            metadata={
+                "status": STATUS_COMPLETE,
+                "version": manifest.version,
+                "manifest": manifest.to_json(),
+                "completed_at": time.time(),
+            }
+        )
+        self.refresh()
+        self.remove_stale()
+
+    def remove_stale(self) -> int:
+        """Delete unfinished builds and every complete build but the active one."""
+        active = self._active_build.name if self._active_build else None
+        removed = 0
+        for collection in self._owned():
+            if collection.name != active:
+                self._client.delete_collection(collection.name)
+                log.info("store_collection_removed", collection=collection.name)
+                removed += 1
+        return removed
+
+    def _owned(self) -> list[Any]:
+        return [c for c in self._client.list_collections() if c.name.startswith(f"{self._prefix}-")]
+
+    def _complete_builds(self) -> list[CompleteBuild]:
+        builds = []
+        for collection in self._owned():
+            meta = collection.metadata or {}
+            if meta.get("status") != STATUS_COMPLETE or "manifest" not in meta:
+                continue
+            try:
+                manifest = Manifest.from_json(str(meta["manifest"]))
+            except (ValueError, KeyError, TypeError):
+                log.warning("store_manifest_unreadable", collection=collection.name)
+                continue
+            builds.append(CompleteBuild(collection.name, manifest, float(meta.get("completed_at", 0.0))))
+        return sorted(builds, key=lambda b: b.completed_at, reverse=True)

@@ -1,0 +1,137 @@
+"""Shared fixtures: real Chroma in temp dirs, the real bundled MiniLM, a fake Gemini over HTTP, a tiny
+real GPT-2. Nothing here reaches the internet."""
+
+from __future__ import annotations
+
+import os
+
+# Read when huggingface_hub is first imported: set before anything imports it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agent.settings import AgentSettings
+from api.app import create_app
+from api.settings import ApiSettings, Settings
+from rag.embedder import Embedder
+from rag.ingestion import ensure_ingested
+from rag.logs import LoggingSettings, configure_logging
+from rag.settings import RagSettings
+from rag.store import KnowledgeStore
+from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.tiny_model import build_tiny_gpt2
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE = ROOT / "knowledge"
+
+# A `.env` in the checkout must not leak into tests: every test builds its settings explicitly.
+NO_ENV_FILE: dict[str, Any] = {"_env_file": None}
+
+configure_logging(LoggingSettings(**NO_ENV_FILE))
+
+
+def rag_settings(**overrides: Any) -> RagSettings:
+    return RagSettings(**{**NO_ENV_FILE, "knowledge_dir": KNOWLEDGE, **overrides})
+
+
+def agent_settings(**overrides: Any) -> AgentSettings:
+    base: dict[str, Any] = {"google_api_key": None, "local_model_enabled": False, "retry_delay": 0.01}
+    return AgentSettings(**{**NO_ENV_FILE, **base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """One loaded MiniLM for the session (loading costs seconds)."""
+    shared = Embedder("all-MiniLM-L6-v2")
+    shared.load()
+    return shared
+
+
+@pytest.fixture(scope="session")
+def knowledge_store_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A store built once from the bundled knowledge folder; tests copy it rather than re-embed."""
+    path = tmp_path_factory.mktemp("store")
+    settings = rag_settings(chroma_path=path)
+    ensure_ingested(KnowledgeStore.persistent(path, settings.collection_prefix), embedder, settings)
+    return path
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path, knowledge_store_dir: Path) -> Path:
+    """A private copy of the built store: each test may change it freely."""
+    target = tmp_path / "chroma"
+    shutil.copytree(knowledge_store_dir, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def fake_gemini_server() -> Iterator[FakeGemini]:
+    server = FakeGemini().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_gemini(fake_gemini_server: FakeGemini) -> FakeGemini:
+    fake_gemini_server.reset()
+    return fake_gemini_server
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-chat"), chat_template=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-base"), chat_template=False)
+
+
+class Clock:
+    """A timer the cache reads instead of the wall clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+AppFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(store_dir: Path) -> Iterator[AppFactory]:
+    """Builds the real app (lifespan included) on a copy of the built store."""
+    clients: list[TestClient] = []
+
+    def factory(
+        *, api: dict[str, Any] | None = None, agent: dict[str, Any] | None = None, clock: Clock | None = None
+    ) -> TestClient:
+        settings = Settings(
+            api=ApiSettings(**{**NO_ENV_FILE, "embedder_warmup": False, **(api or {})}),
+            agent=agent_settings(**(agent or {})),
+            rag=rag_settings(chroma_path=store_dir),
+            logging=LoggingSettings(**NO_ENV_FILE),
+        )
+        app = create_app(settings, cache_timer=clock) if clock else create_app(settings)
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)

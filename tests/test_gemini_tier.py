@@ -1,0 +1,135 @@
+"""The Gemini tier through the real google-genai SDK against a fake Gemini server over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent.chain import GeneratorChain, Tier
+from agent.errors import FallThroughError, RetryableError
+from agent.generators.extractive import ExtractiveGenerator
+from agent.generators.gemini import GeminiGenerator
+from agent.prompting import Prompt
+from agent.retry import RetryPolicy
+from rag.retriever import Passage
+from tests.fakes.gemini_server import FakeGemini, Reply
+
+PASSAGE = Passage(
+    id="p1",
+    source="pricing.md",
+    title="Pricing",
+    headings="Website Packages",
+    text="The Starter package costs £4,950. It includes a custom theme and one hour of training.",
+    score=0.8,
+)
+PROMPT = Prompt("How much is the Starter package?", (PASSAGE,))
+API_KEY = "test-key-123"
+
+
+def gemini(fake: FakeGemini, timeout: float = 5.0) -> GeminiGenerator:
+    return GeminiGenerator(API_KEY, "gemini-test", base_url=fake.url, timeout=timeout)
+
+
+def chain(fake: FakeGemini, retries: int = 3, delay: float = 0.05) -> GeneratorChain:
+    return GeneratorChain(
+        [Tier(gemini(fake), RetryPolicy(retries, delay)), Tier(ExtractiveGenerator())]
+    )
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_success_sends_instructions_apart_from_context(fake_gemini: FakeGemini) -> None:
+    fake_gemini.reset(Reply(text="The Starter package is £4,950."))
+    result = run(chain(fake_gemini).generate(PROMPT))
+
+    assert (result.provider, result.model, result.text) == ("gemini", "gemini-test", "The Starter package is £4,950.")
+    assert not result.degraded
+    (request,) = fake_gemini.requests
+    assert request.path.endswith("/models/gemini-test:generateContent")
+    assert request.headers.get("x-goog-api-key") == API_KEY
+    system = request.body["systemInstruction"]["parts"][0]["text"]
+    user = request.body["contents"][0]["parts"][0]["text"]
+    assert "untrusted data" in system and "£4,950" not in system
+    assert "<documents>" in user and "£4,950" in user and "How much is the Starter package?" in user
+
+
+def test_503_then_success_is_retried(fake_gemini: FakeGemini) -> None:
+    fake_gemini.reset(Reply(status=503), Reply(text="Recovered."))
+    result = run(chain(fake_gemini).generate(PROMPT))
+    assert result.provider == "gemini" and result.text == "Recovered."
+    assert fake_gemini.calls == 2
+
+
+def test_always_503_exhausts_retries_with_backoff_then_falls_back(fake_gemini: FakeGemini) -> None:
+    fake_gemini.reset(default=Reply(status=503))
+    result = run(chain(fake_gemini, retries=3, delay=0.05).generate(PROMPT))
+
+    assert result.provider == "extractive" and result.degraded
+    assert "£4,950" in result.text
+    assert fake_gemini.calls == 4  # one attempt and MAX_RETRIES=3 retries, no SDK retries on top
+    arrivals = [r.at for r in fake_gemini.requests]
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    for gap, expected in zip(gaps, [0.05, 0.10, 0.20], strict=True):
+        assert expected <= gap < expected + 0.5, gaps
+
+
+def test_429_is_retried(fake_gemini: FakeGemini) -> None:
+    fake_gemini.reset(Reply(status=429), Reply(text="After the rate limit."))
+    assert run(chain(fake_gemini).generate(PROMPT)).text == "After the rate limit."
+    assert fake_gemini.calls == 2
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_other_4xx_falls_through_at_once(fake_gemini: FakeGemini, status: int) -> None:
+    fake_gemini.reset(default=Reply(status=status))
+    result = run(chain(fake_gemini).generate(PROMPT))
+    assert result.provider == "extractive"
+    assert fake_gemini.calls == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(body={"candidates": [], "promptFeedback": {"blockReason": "SAFETY"}}),
+        Reply(body={"candidates": []}),
+        Reply(text="   "),
+        Reply(body=b"<html>not json</html>"),
+    ],
+    ids=["safety-block", "no-candidates", "blank-text", "malformed"],
+)
+def test_unusable_replies_fall_through_without_retry(fake_gemini: FakeGemini, reply: Reply) -> None:
+    fake_gemini.reset(default=reply)
+    with pytest.raises(FallThroughError):
+        run(gemini(fake_gemini).generate(PROMPT))
+    assert fake_gemini.calls == 1
+
+
+def test_timeout_is_retryable(fake_gemini: FakeGemini) -> None:
+    fake_gemini.reset(default=Reply(delay=1.5))
+    with pytest.raises(RetryableError):
+        run(gemini(fake_gemini, timeout=0.3).generate(PROMPT))
+
+
+def test_connection_refused_is_retryable() -> None:
+    generator = GeminiGenerator(API_KEY, "gemini-test", base_url="http://127.0.0.1:9", timeout=2)
+    with pytest.raises(RetryableError):
+        run(generator.generate(PROMPT))
+
+
+def test_error_text_never_carries_the_upstream_body(fake_gemini: FakeGemini) -> None:
+    fake_gemini.reset(default=Reply(status=400))
+    with pytest.raises(FallThroughError) as caught:
+        run(gemini(fake_gemini).generate(PROMPT))
+    assert "secret detail" not in str(caught.value)
+    assert caught.value.status == 400
+
+
+def test_without_key_the_tier_is_skipped(fake_gemini: FakeGemini) -> None:
+    tier = GeminiGenerator(None, "gemini-test", base_url=fake_gemini.url)
+    assert tier.status().state == "not configured"
+    result = run(GeneratorChain([Tier(tier), Tier(ExtractiveGenerator())]).generate(PROMPT))
+    assert result.provider == "extractive" and not result.degraded
+    assert fake_gemini.calls == 0
