@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 
@@ -56,7 +57,7 @@ class GeneratorChain:
             started = time.perf_counter()
             try:
                 if tier.retry is not None:
-                    text = await tier.retry.run(lambda g=generator: g.generate(prompt), tier=generator.provider)
+                    text = await tier.retry.run(partial(generator.generate, prompt), tier=generator.provider)
                 else:
                     text = await generator.generate(prompt)
             except GenerationError as exc:

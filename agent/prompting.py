@@ -31,7 +31,7 @@ class Prompt:
             return "<documents>\n(no relevant documents were found)\n</documents>"
         parts = ["<documents>"]
         for number, passage in enumerate(self.passages, start=1):
-            section = f" section=\"{passage.headings}\"" if passage.headings else ""
+            section = f' section="{passage.headings}"' if passage.headings else ""
             parts.append(
                 f'<document index="{number}" title="{passage.title}"{section}>\n'
                 f"{_neutralize(passage.text)}\n</document>"

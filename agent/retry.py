@@ -22,7 +22,7 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
 
     def delay(self, attempt: int) -> float:
-        return self.base_delay * (2**attempt)
+        return self.base_delay * 2.0**attempt
 
     async def run(self, call: Callable[[], Awaitable[T]], *, tier: str) -> T:
         """Run `call`; after a RetryableError wait and try again, up to max_retries times."""
@@ -34,6 +34,8 @@ class RetryPolicy:
                 if attempt >= self.max_retries:
                     raise
                 delay = self.delay(attempt)
-                log.warning("generation_retry", tier=tier, attempt=attempt + 1, delay_s=delay, reason=str(exc))
+                log.warning(
+                    "generation_retry", tier=tier, attempt=attempt + 1, delay_s=delay, reason=str(exc)
+                )
                 await self.sleep(delay)
                 attempt += 1

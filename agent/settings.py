@@ -24,7 +24,9 @@ class AgentSettings(BaseSettings):
 
     chat_max_tokens: int = Field(default=512, ge=16, le=8192, description="Longest answer, in tokens.")
     chat_temperature: float = Field(default=0.3, ge=0, le=2)
-    extractive_sentences: int = Field(default=4, ge=1, le=10, description="Sentences in an extractive answer.")
+    extractive_sentences: int = Field(
+        default=4, ge=1, le=10, description="Sentences in an extractive answer."
+    )
 
     contact_hint: str = Field(
         default="Please contact our support team directly and we will be glad to help.",

@@ -23,10 +23,14 @@ from rag.logs import configure_logging
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, cache_timer: Callable[[], float] = time.monotonic) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, cache_timer: Callable[[], float] = time.monotonic
+) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.logging)
-    cache: AnswerCache[Answer] = AnswerCache(settings.api.cache_ttl, settings.api.cache_max_entries, cache_timer)
+    cache: AnswerCache[Answer] = AnswerCache(
+        settings.api.cache_ttl, settings.api.cache_max_entries, cache_timer
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

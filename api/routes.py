@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from slowapi import Limiter
@@ -33,7 +34,9 @@ ENDPOINTS = {
     "DELETE /cache": "Empty the answer cache (admin).",
     "GET /docs": "Interactive API documentation.",
 }
-_RATE_LIMITED = {429: {"model": ErrorBody, "description": "Rate limit exceeded"}}
+_RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorBody, "description": "Rate limit exceeded"}
+}
 
 
 def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
@@ -71,11 +74,11 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             cache_size=len(services.cache),
         )
 
-    @router.post(
-        "/chat", response_model=ChatResponse, responses={**_RATE_LIMITED, 422: {"model": ErrorBody}}
-    )
+    @router.post("/chat", response_model=ChatResponse, responses={**_RATE_LIMITED, 422: {"model": ErrorBody}})
     @limiter.limit(settings.rate_limit_chat)
-    async def chat(request: Request, response: Response, body: ChatRequest, services: ServicesDep) -> ChatResponse:
+    async def chat(
+        request: Request, response: Response, body: ChatRequest, services: ServicesDep
+    ) -> ChatResponse:
         started = time.perf_counter()
         cache = services.cache
         # The lookup comes before any model or store work; the key needs neither.

@@ -14,7 +14,11 @@ class ChatRequest(BaseModel):
 
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The visitor's question.")
     session_id: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="Conversation id."
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Conversation id.",
     )
     use_cache: bool = Field(default=True, description="false: skip the cache lookup (the answer is stored).")
 

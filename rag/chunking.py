@@ -84,40 +84,39 @@ def _paragraphs(body: str) -> list[str]:
 
 
 def _pack(paragraphs: list[str], size: int, overlap: int) -> list[str]:
-    """Greedily pack paragraphs up to `size` characters; split oversized ones on sentence ends."""
-    units: list[str] = []
+    """Greedily pack paragraphs (long ones as their sentences) up to `size` characters; each new chunk
+    starts with the last sentences of the previous one, up to `overlap` characters."""
+    units: list[tuple[str, str]] = []  # (text, what joins it to the text before)
     for paragraph in paragraphs:
-        units.extend(_split_long(paragraph, size) if len(paragraph) > size else [paragraph])
+        pieces = _sentences_within(paragraph, size) if len(paragraph) > size else [paragraph]
+        units.extend((piece, " " if i else "\n\n") for i, piece in enumerate(pieces))
 
     chunks: list[str] = []
-    current: list[str] = []
-    for unit in units:
-        if current and len("\n\n".join([*current, unit])) > size:
-            chunks.append("\n\n".join(current))
-            tail = _overlap_tail(current[-1], overlap)
-            current = [tail] if tail and len(tail) + len(unit) + 2 <= size else []
-        current.append(unit)
+    current = ""
+    for text, joiner in units:
+        candidate = f"{current}{joiner}{text}" if current else text
+        if current and len(candidate) > size:
+            chunks.append(current)
+            tail = _overlap_tail(current, overlap)
+            current = f"{tail} {text}" if tail and len(tail) + 1 + len(text) <= size else text
+        else:
+            current = candidate
     if current:
-        chunks.append("\n\n".join(current))
+        chunks.append(current)
     return chunks
 
 
-def _split_long(text: str, size: int) -> list[str]:
+def _sentences_within(text: str, size: int) -> list[str]:
+    """The sentences of `text`; a sentence longer than `size` is cut on a space near the budget."""
     parts: list[str] = []
-    current = ""
     for sentence in _SENTENCE_END.split(text):
-        while len(sentence) > size:  # one huge "sentence": cut on a space near the budget
+        while len(sentence) > size:
             cut = sentence.rfind(" ", 0, size)
             cut = cut if cut > size // 2 else size
             parts.append(sentence[:cut].strip())
             sentence = sentence[cut:].strip()
-        candidate = f"{current} {sentence}".strip()
-        if len(candidate) > size and current:
-            parts.append(current)
-            candidate = sentence
-        current = candidate
-    if current:
-        parts.append(current)
+        if sentence:
+            parts.append(sentence)
     return parts
 
 

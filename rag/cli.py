@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from rag.embedder import Embedder
 from rag.ingestion import desired_manifest, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
+from rag.manifest import Manifest
 from rag.settings import RagSettings
 from rag.store import KnowledgeStore
 
@@ -56,9 +57,7 @@ def _status(settings: RagSettings, as_json: bool) -> int:
             "added": sorted(set(wanted.files) - set(files)),
             "removed": sorted(set(files) - set(wanted.files)),
             "changed": sorted(p for p in set(files) & set(wanted.files) if files[p] != wanted.files[p]),
-            "settings_changed": bool(current)
-            and (current.embedding_model, current.chunk_size, current.chunk_overlap)
-            != (wanted.embedding_model, wanted.chunk_size, wanted.chunk_overlap),
+            "settings_changed": current is not None and _parameters(current) != _parameters(wanted),
         },
     }
     if as_json:
@@ -67,6 +66,10 @@ def _status(settings: RagSettings, as_json: bool) -> int:
         for key, value in state.items():
             sys.stdout.write(f"{key:>16}: {value}\n")
     return 0 if state["up_to_date"] else 1
+
+
+def _parameters(manifest: Manifest) -> tuple[str, int, int]:
+    return manifest.embedding_model, manifest.chunk_size, manifest.chunk_overlap
 
 
 def main(argv: Sequence[str] | None = None) -> int:

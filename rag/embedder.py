@@ -63,9 +63,7 @@ class Embedder:
             self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             log.info("embedder_ready", model=self.model_name)
 
-    def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> list[list[float]]:
         """Embed `texts` in batches; `progress(n)` is called after each batch of n texts."""
         self.load()
         vectors: list[list[float]] = []

@@ -64,7 +64,9 @@ def ensure_ingested(
                 files=len(wanted.files),
                 chunks=store.count(),
             )
-            return IngestReport("up_to_date", wanted.version, len(wanted.files), store.count(), _since(started))
+            return IngestReport(
+                "up_to_date", wanted.version, len(wanted.files), store.count(), _since(started)
+            )
 
         reason = "empty store" if active is None else "knowledge or embedding settings changed"
         chunks = _chunk_all(settings)
@@ -83,7 +85,9 @@ def ensure_ingested(
             )
         store.complete_build(collection, wanted)
         report = IngestReport("built", wanted.version, len(wanted.files), len(chunks), _since(started))
-        log.info("knowledge_ingest_done", version=report.version, chunks=report.chunks, seconds=report.seconds)
+        log.info(
+            "knowledge_ingest_done", version=report.version, chunks=report.chunks, seconds=report.seconds
+        )
         return report
 
 
@@ -95,7 +99,12 @@ def _chunk_all(settings: RagSettings) -> list[Chunk]:
 
 
 def _metadata(chunk: Chunk) -> dict[str, str | int]:
-    return {"source": chunk.source, "title": chunk.title, "headings": chunk.heading_path, "index": chunk.index}
+    return {
+        "source": chunk.source,
+        "title": chunk.title,
+        "headings": chunk.heading_path,
+        "index": chunk.index,
+    }
 
 
 def _since(started: float) -> float:

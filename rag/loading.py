@@ -52,7 +52,9 @@ def load(source: SourceFile) -> Document:
     raw = source.path.read_bytes()
     text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n").lstrip("\ufeff")
     is_markdown = source.path.suffix.lower() in {".md", ".markdown"}
-    return Document(source=source.relative, title=_title(text, source.path), text=text, is_markdown=is_markdown)
+    return Document(
+        source=source.relative, title=_title(text, source.path), text=text, is_markdown=is_markdown
+    )
 
 
 def _title(text: str, path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 
@@ -32,9 +33,7 @@ def gemini(fake: FakeGemini, timeout: float = 5.0) -> GeminiGenerator:
 
 
 def chain(fake: FakeGemini, retries: int = 3, delay: float = 0.05) -> GeneratorChain:
-    return GeneratorChain(
-        [Tier(gemini(fake), RetryPolicy(retries, delay)), Tier(ExtractiveGenerator())]
-    )
+    return GeneratorChain([Tier(gemini(fake), RetryPolicy(retries, delay)), Tier(ExtractiveGenerator())])
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -45,7 +44,11 @@ def test_success_sends_instructions_apart_from_context(fake_gemini: FakeGemini) 
     fake_gemini.reset(Reply(text="The Starter package is £4,950."))
     result = run(chain(fake_gemini).generate(PROMPT))
 
-    assert (result.provider, result.model, result.text) == ("gemini", "gemini-test", "The Starter package is £4,950.")
+    assert (result.provider, result.model, result.text) == (
+        "gemini",
+        "gemini-test",
+        "The Starter package is £4,950.",
+    )
     assert not result.degraded
     (request,) = fake_gemini.requests
     assert request.path.endswith("/models/gemini-test:generateContent")
@@ -71,7 +74,7 @@ def test_always_503_exhausts_retries_with_backoff_then_falls_back(fake_gemini: F
     assert "£4,950" in result.text
     assert fake_gemini.calls == 4  # one attempt and MAX_RETRIES=3 retries, no SDK retries on top
     arrivals = [r.at for r in fake_gemini.requests]
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in pairwise(arrivals)]
     for gap, expected in zip(gaps, [0.05, 0.10, 0.20], strict=True):
         assert expected <= gap < expected + 0.5, gaps
 

@@ -36,7 +36,10 @@ def test_first_ingest_builds_a_complete_collection(tmp_path: Path, embedder: Emb
     build = store.active_build
     assert build is not None and build.manifest == desired_manifest(settings)
     assert build.manifest.embedding_model == "all-MiniLM-L6-v2"
-    assert (build.manifest.chunk_size, build.manifest.chunk_overlap) == (settings.chunk_size, settings.chunk_overlap)
+    assert (build.manifest.chunk_size, build.manifest.chunk_overlap) == (
+        settings.chunk_size,
+        settings.chunk_overlap,
+    )
     assert set(build.manifest.files) == {p.name for p in KNOWLEDGE.glob("*.md")}
 
 

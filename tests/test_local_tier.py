@@ -29,26 +29,30 @@ def expected_greedy_text(folder: Path, prompt: Prompt, max_new: int, chat: bool)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     if chat:
-        messages = [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user_message()}]
+        messages = [
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": prompt.user_message()},
+        ]
         inputs = tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
     else:
         inputs = tokenizer(prompt.plain_text(), return_tensors="pt")
     window = model.config.max_position_embeddings
-    inputs = {k: v[:, -(window - max_new):] for k, v in inputs.items()}
+    inputs = {k: v[:, -(window - max_new) :] for k, v in inputs.items()}
     with torch.inference_mode():
         out = model.generate(
-            **inputs, max_new_tokens=max_new, do_sample=False, repetition_penalty=1.1,
+            **inputs,
+            max_new_tokens=max_new,
+            do_sample=False,
+            repetition_penalty=1.1,
             pad_token_id=tokenizer.eos_token_id,
         )
-    return str(tokenizer.decode(out[0][inputs["input_ids"].shape[-1]:], skip_special_tokens=True))
+    return str(tokenizer.decode(out[0][inputs["input_ids"].shape[-1] :], skip_special_tokens=True))
 
 
 @pytest.mark.parametrize("chat", [True, False], ids=["chat-template", "plain-prompt"])
-def test_generates_with_the_real_model(
-    chat: bool, tiny_chat_model: Path, tiny_base_model: Path
-) -> None:
+def test_generates_with_the_real_model(chat: bool, tiny_chat_model: Path, tiny_base_model: Path) -> None:
     folder = tiny_chat_model if chat else tiny_base_model
     generator = LocalGenerator(str(folder), max_tokens=12, temperature=0.0)
     assert generator.status().state == "idle"

@@ -14,12 +14,84 @@ _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(.+?)\1")
-_WORD = re.compile(r"[a-z0-9£$€%]+(?:['’][a-z]+)?")
+_WORD = re.compile(r"[a-z0-9£$€%]+(?:['\u2019][a-z]+)?")
 _STOPWORDS = frozenset(
-    """a an and are as at be but by can could did do does for from had has have how i if in into is it
-    its me my of on or our please should so than that the their them then there these they this to
-    us was we were what when where which who whom why will with would you your yours about any
-    tell know want need like just also get""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "about",
+        "any",
+        "tell",
+        "know",
+        "want",
+        "need",
+        "like",
+        "just",
+        "also",
+        "get",
+    ]
 )
 
 
@@ -72,9 +144,7 @@ class ExtractiveGenerator:
 _SAME_PASSAGE_PENALTY = 0.15
 
 
-def select_sentences(
-    question: str, passages: tuple[Passage, ...], limit: int
-) -> list[tuple[int, list[str]]]:
+def select_sentences(question: str, passages: tuple[Passage, ...], limit: int) -> list[tuple[int, list[str]]]:
     """The best sentences, grouped by passage rank, in reading order."""
     query = _terms(question)
     candidates: list[_Candidate] = []
@@ -91,7 +161,8 @@ def select_sentences(
     remaining = [c for c in candidates if c.terms]
     while remaining and len(picked) < limit:
         best = max(
-            remaining, key=lambda c: c.score - _SAME_PASSAGE_PENALTY * taken_per_passage.get(c.passage_rank, 0)
+            remaining,
+            key=lambda c: c.score - _SAME_PASSAGE_PENALTY * taken_per_passage.get(c.passage_rank, 0),
         )
         remaining = [c for c in remaining if c is not best and c.terms != best.terms]
         picked.append(best)

@@ -98,7 +98,7 @@ class LocalGenerator:
                 self._load_error = f"failed to load: {type(exc).__name__}"
                 log.error("local_model_load_failed", model=self.model, error=str(exc))
                 raise TierUnavailable(self._load_error) from exc
-            model.eval()
+            model.eval()  # type: ignore[no-untyped-call]
             self._loaded = (tokenizer, model)
             log.info("local_model_ready", model=self.model)
             return self._loaded

@@ -29,7 +29,13 @@ class Reply:
             return json.dumps(self.body).encode()
         if self.status >= 400:
             return json.dumps(
-                {"error": {"code": self.status, "message": "upstream says no (secret detail)", "status": "ERR"}}
+                {
+                    "error": {
+                        "code": self.status,
+                        "message": "upstream says no (secret detail)",
+                        "status": "ERR",
+                    }
+                }
             ).encode()
         return json.dumps(
             {

@@ -1,0 +1,73 @@
+"""The extractive tier's sentence choice, and settings that refuse bad values."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import ValidationError
+
+from agent.errors import FallThroughError
+from agent.generators.extractive import ExtractiveGenerator, select_sentences
+from agent.prompting import Prompt
+from api.settings import ApiSettings
+from rag.retriever import Passage
+from rag.settings import RagSettings
+
+PASSAGES = (
+    Passage(
+        "a",
+        "contact.md",
+        "Contact Us",
+        "Support Hours",
+        "Our team is friendly. The support line is open Monday to Friday, 8:30 to 18:00 UK time. "
+        "Parking is available nearby.",
+        0.62,
+    ),
+    Passage(
+        "b",
+        "faq.md",
+        "FAQ",
+        "Emergencies",
+        "Emergency support is available 24/7 for Care Plus clients. Other clients wait for office hours.",
+        0.55,
+    ),
+)
+
+
+def test_picks_the_sentences_that_answer_and_cites_sections() -> None:
+    text = asyncio.run(
+        ExtractiveGenerator(max_sentences=2).generate(Prompt("When is the support line open?", PASSAGES))
+    )
+    assert "8:30 to 18:00" in text
+    assert "Parking" not in text
+    assert "**Support Hours**" in text and "Source: Contact Us" in text
+
+
+def test_spreads_picks_over_passages_in_reading_order() -> None:
+    groups = select_sentences("support hours for emergencies", PASSAGES, limit=2)
+    assert [rank for rank, _ in groups] == [0, 1]
+
+
+def test_nothing_to_extract_falls_through() -> None:
+    with pytest.raises(FallThroughError):
+        asyncio.run(ExtractiveGenerator().generate(Prompt("anything?", ())))
+
+
+def test_bad_rate_limit_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="rate limit"):
+        ApiSettings(_env_file=None, rate_limit_chat="twenty a minute")
+
+
+def test_overlap_must_be_smaller_than_half_a_chunk() -> None:
+    with pytest.raises(ValidationError, match="CHUNK_OVERLAP"):
+        RagSettings(_env_file=None, chunk_size=400, chunk_overlap=300)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_CHAT", "7/minute")
+    monkeypatch.setenv("CACHE_TTL", "120")
+    monkeypatch.setenv("TOP_K", "6")
+    assert ApiSettings(_env_file=None).rate_limit_chat == "7/minute"
+    assert ApiSettings(_env_file=None).cache_ttl == 120
+    assert RagSettings(_env_file=None).top_k == 6

@@ -1,0 +1,82 @@
+"""The service as a user runs it: `python -m api`, a real process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import KNOWLEDGE
+from tests.fakes.gemini_server import FakeGemini, Reply
+from tests.procs import ServerProcess
+
+
+def events(log: str) -> list[str]:
+    found = []
+    for line in log.splitlines():
+        try:
+            found.append(json.loads(line)["event"])
+        except (ValueError, KeyError):
+            continue
+    return found
+
+
+def test_first_start_embeds_and_a_restart_embeds_nothing(tmp_path: Path) -> None:
+    env = {"CHROMA_PATH": str(tmp_path / "db"), "KNOWLEDGE_DIR": str(KNOWLEDGE), "EMBEDDER_WARMUP": "false"}
+
+    first = ServerProcess(env, tmp_path / "first.log")
+    try:
+        first.wait_healthy()
+        answer = httpx.post(
+            f"{first.url}/chat", json={"message": "What services do you offer?"}, timeout=60
+        ).json()
+        assert answer["status"] == "success" and answer["sources"][0]["source"] == "services.md"
+    finally:
+        first.stop()
+    assert "knowledge_ingest_done" in events(first.log())
+
+    second = ServerProcess(env, tmp_path / "second.log")
+    try:
+        second.wait_healthy()
+        health = httpx.get(f"{second.url}/health").json()
+        # The store matched the folder: no model was even loaded to get here.
+        assert health["embedder"] == "loading" and health["vectors"] > 50
+    finally:
+        second.stop()
+    log = events(second.log())
+    assert "knowledge_up_to_date" in log
+    assert "knowledge_ingest_started" not in log and "embedder_loading" not in log
+
+
+def test_served_answers_cache_limits_and_gemini(tmp_path: Path, knowledge_store_dir: Path) -> None:
+    import shutil
+
+    store = tmp_path / "db"
+    shutil.copytree(knowledge_store_dir, store)
+    fake = FakeGemini().start()
+    fake.reset(default=Reply(text="We build websites, apps and online shops."))
+    server = ServerProcess(
+        {
+            "CHROMA_PATH": str(store),
+            "KNOWLEDGE_DIR": str(KNOWLEDGE),
+            "GOOGLE_API_KEY": "sentinel-key-4242",
+            "GEMINI_BASE_URL": fake.url,
+        },
+        tmp_path / "server.log",
+    )
+    try:
+        server.wait_healthy()
+        chat = f"{server.url}/chat"
+        first = httpx.post(chat, json={"message": "What services do you offer?"}, timeout=60).json()
+        assert first["model_info"]["provider"] == "gemini" and first["cached"] is False
+        again = httpx.post(chat, json={"message": "WHAT services do you offer?"}, timeout=60).json()
+        assert again["cached"] is True
+        statuses = [
+            httpx.post(chat, json={"message": f"question {n}"}, timeout=60).status_code for n in range(19)
+        ]
+        assert statuses == [200] * 18 + [429]
+    finally:
+        server.stop()
+        fake.stop()
+    assert "sentinel-key-4242" not in server.log()
