@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,3 +32,9 @@ class AgentSettings(BaseSettings):
         default="Please contact our support team directly and we will be glad to help.",
         description="Shown when no answer can be given at all.",
     )
+
+    @field_validator("google_api_key", "gemini_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # docker-compose passes `KEY: ${KEY:-}` through as an empty string.
+        return None if isinstance(value, str) and not value.strip() else value

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.server import ServerProcess
 from tests.conftest import KNOWLEDGE
 from tests.fakes.gemini_server import FakeGemini, Reply
-from tests.procs import ServerProcess
 
 
 def events(log: str) -> list[str]:

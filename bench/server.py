@@ -1,4 +1,4 @@
-"""Helpers to run the service as a real process on 127.0.0.1."""
+"""Runs the service as a real process on 127.0.0.1 (used by the benchmarks and the tests)."""
 
 from __future__ import annotations
 

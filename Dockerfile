@@ -1,0 +1,41 @@
+# CPU-only image: torch from the CPU wheel index, the embedding model bundled, knowledge baked in.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    ANONYMIZED_TELEMETRY=False \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    LOG_FORMAT=json \
+    KNOWLEDGE_DIR=/app/knowledge \
+    CHROMA_PATH=/app/chroma_db
+
+WORKDIR /app
+
+# Torch first, from the CPU index: otherwise pip resolves the CUDA build (several GB).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
+
+COPY pyproject.toml README.md ./
+COPY api ./api
+COPY agent ./agent
+COPY rag ./rag
+RUN pip install .
+
+COPY knowledge ./knowledge
+
+RUN useradd --create-home --uid 10001 app \
+    && mkdir -p /app/chroma_db \
+    && chown -R app:app /app/chroma_db
+USER app
+
+EXPOSE 8000
+# Generous start period: the first start embeds the knowledge folder.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
+
+CMD ["python", "-m", "api"]
