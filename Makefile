@@ -32,6 +32,8 @@ run: install
 	$(PY) -m api
 
 test: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 ingest: install

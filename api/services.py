@@ -40,6 +40,7 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
         ensure_ingested(store, embedder, rag)
     retriever = Retriever(store, embedder, rag.top_k)
     agent = Agent(retriever, build_chain(settings.agent), settings.agent.contact_hint)
+    agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.api.embedder_warmup and not embedder.loaded:
         # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()

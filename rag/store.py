@@ -53,6 +53,7 @@ class KnowledgeStore:
         self._lock = threading.Lock()
         self._active: Any = None
         self._active_build: CompleteBuild | None = None
+        self._count = 0  # of the active build, which never changes once complete
 
     @classmethod
     def persistent(cls, path: Path, prefix: str) -> KnowledgeStore:
@@ -79,14 +80,15 @@ class KnowledgeStore:
                 newest = builds[0]
                 if self._active_build is None or self._active_build.name != newest.name:
                     self._active = self._client.get_collection(newest.name)
+                    self._count = int(self._active.count())
                 self._active_build = newest
             else:
-                self._active, self._active_build = None, None
+                self._active, self._active_build, self._count = None, None, 0
         return self._active_build
 
     def count(self) -> int:
-        collection = self._active
-        return int(collection.count()) if collection is not None else 0
+        """Chunks in the active build; read from memory, safe to call on the event loop."""
+        return self._count
 
     def query(self, embedding: Sequence[float], k: int) -> list[Hit]:
         collection = self._active
