@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from rag.loading import Document
 
+# Bump whenever a change here changes the chunks: stores built by another version are rebuilt.
+CHUNKER_VERSION = 2
+
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 

@@ -68,8 +68,8 @@ def _status(settings: RagSettings, as_json: bool) -> int:
     return 0 if state["up_to_date"] else 1
 
 
-def _parameters(manifest: Manifest) -> tuple[str, int, int]:
-    return manifest.embedding_model, manifest.chunk_size, manifest.chunk_overlap
+def _parameters(manifest: Manifest) -> tuple[str, int, int, int]:
+    return manifest.embedding_model, manifest.chunk_size, manifest.chunk_overlap, manifest.chunker
 
 
 def main(argv: Sequence[str] | None = None) -> int:

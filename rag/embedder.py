@@ -57,9 +57,9 @@ class Embedder:
                 return
             path = resolve_model_path(self.model_name)
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            log.info("embedder_loading", model=self.model_name)
             from sentence_transformers import SentenceTransformer
 
-            log.info("embedder_loading", model=self.model_name)
             self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             log.info("embedder_ready", model=self.model_name)
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 import structlog
 
-from rag.chunking import Chunk, chunk_document
+from rag.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from rag.embedder import Embedder
 from rag.loading import load, scan
 from rag.manifest import Manifest
@@ -40,6 +40,7 @@ def desired_manifest(settings: RagSettings) -> Manifest:
         embedding_model=settings.embedding_model,
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,
+        chunker=CHUNKER_VERSION,
         files={f.relative: f.sha256 for f in scan(settings.knowledge_dir)},
     )
 

@@ -15,6 +15,7 @@ class Manifest:
     chunk_size: int
     chunk_overlap: int
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of its bytes
+    chunker: int = 0  # the chunking code's version: its output changes when the code does
     schema: int = SCHEMA
 
     def to_json(self) -> str:
@@ -28,6 +29,7 @@ class Manifest:
             chunk_size=int(data["chunk_size"]),
             chunk_overlap=int(data["chunk_overlap"]),
             files={str(k): str(v) for k, v in data["files"].items()},
+            chunker=int(data.get("chunker", 0)),
             schema=int(data.get("schema", 0)),
         )
 

@@ -142,3 +142,16 @@ def test_killed_first_ingest_serves_nothing_rather_than_a_partial_store(tmp_path
     assert [status for _, status in owned(store_dir)] == [STATUS_BUILDING]
     store = KnowledgeStore.persistent(store_dir, "knowledge")
     assert store.active_build is None and store.count() == 0
+
+
+def test_a_store_built_by_another_chunker_version_is_rebuilt(
+    store_dir: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.ingestion
+
+    settings = rag_settings(chroma_path=store_dir)
+    store = KnowledgeStore.persistent(store_dir, "knowledge")
+    assert ensure_ingested(store, embedder, settings).status == "up_to_date"
+
+    monkeypatch.setattr(rag.ingestion, "CHUNKER_VERSION", rag.ingestion.CHUNKER_VERSION + 1)
+    assert ensure_ingested(store, embedder, settings).status == "built"
