@@ -15,6 +15,7 @@ from api import __version__
 from api.cache import AnswerCache
 from api.errors import install_error_handlers
 from api.limiter import build_limiter
+from api.middleware import RequestIdMiddleware
 from api.routes import build_router
 from api.services import build_services
 from api.settings import Settings
@@ -58,6 +59,7 @@ def create_app(
     )
     limiter = build_limiter()
     app.state.limiter = limiter
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(build_router(limiter, settings.api))
     return app

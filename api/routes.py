@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request, Response
 from slowapi import Limiter
 
@@ -26,6 +27,8 @@ from api.schemas import (
     TierInfo,
 )
 from api.settings import ApiSettings
+
+log = structlog.get_logger(__name__)
 
 ENDPOINTS = {
     "POST /chat": "Ask a question; answers come with their sources.",
@@ -86,11 +89,11 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         if body.use_cache and cache.enabled:
             hit = cache.get(key)
             if hit is not None:
-                return _to_response(hit, cached=True, elapsed=time.perf_counter() - started)
+                return _answered(hit, cached=True, elapsed=time.perf_counter() - started)
         answer = await services.agent.answer(body.message)
         if answer.cacheable:
             cache.set(key, answer)
-        return _to_response(answer, cached=False, elapsed=time.perf_counter() - started)
+        return _answered(answer, cached=False, elapsed=time.perf_counter() - started)
 
     @router.get("/cache/stats", response_model=CacheStats, responses=_RATE_LIMITED)
     @limiter.limit(settings.rate_limit_cache_stats)
@@ -118,7 +121,18 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     return router
 
 
-def _to_response(answer: Answer, *, cached: bool, elapsed: float) -> ChatResponse:
+def _answered(answer: Answer, *, cached: bool, elapsed: float) -> ChatResponse:
+    # The visitor's message is not logged: it may hold personal data.
+    log.info(
+        "chat_answered",
+        provider=answer.provider,
+        status=answer.status,
+        cached=cached,
+        degraded=answer.degraded,
+        sources=len(answer.sources),
+        seconds=round(elapsed, 4),
+    )
+
     return ChatResponse(
         response=answer.text,
         status=answer.status,

@@ -246,3 +246,15 @@ def test_when_nothing_can_answer_the_visitor_gets_an_apology(make_client: AppFac
     assert body["response"].startswith("Sorry") and "Call us on 0117 496 0738." in body["response"]
     assert client.post("/chat", json=QUESTION).json()["cached"] is False  # errors are never cached
     assert client.get("/health").json()["status"] == "degraded"
+
+
+def test_every_response_carries_a_request_id(make_client: AppFactory) -> None:
+    client = make_client()
+    generated = client.get("/health").headers["X-Request-ID"]
+    assert len(generated) == 32 and generated != client.get("/health").headers["X-Request-ID"]
+    assert client.get("/health", headers={"X-Request-ID": "edge-123"}).headers["X-Request-ID"] == "edge-123"
+    forged = client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"}).headers["X-Request-ID"]
+    assert forged != "bad id\nwith newline" and len(forged) == 32
+    limited = make_client(api={"rate_limit_root": "1/minute"})
+    limited.get("/")
+    assert "X-Request-ID" in limited.get("/").headers  # errors too

@@ -79,4 +79,9 @@ def test_served_answers_cache_limits_and_gemini(tmp_path: Path, knowledge_store_
     finally:
         server.stop()
         fake.stop()
-    assert "sentinel-key-4242" not in server.log()
+    log = server.log()
+    assert "sentinel-key-4242" not in log
+    answered = [json.loads(line) for line in log.splitlines() if '"chat_answered"' in line]
+    assert len(answered) == 20 and all(len(entry["request_id"]) == 32 for entry in answered)
+    assert [entry["provider"] for entry in answered[:2]] == ["gemini", "gemini"]
+    assert "What services do you offer?" not in log and "question 7" not in log
