@@ -12,8 +12,8 @@ import structlog
 from agent.chain import GeneratorChain
 from agent.errors import AllTiersFailed
 from agent.prompting import Prompt
+from rag.errors import RetrievalError
 from rag.retriever import Passage, Retriever
-from rag.store import StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +49,7 @@ class Agent:
         started = time.perf_counter()
         try:
             passages = tuple(await asyncio.to_thread(self.retriever.retrieve, question))
-        except StoreError as exc:
+        except RetrievalError as exc:
             log.error("retrieval_failed", error=str(exc))
             return self._apology(started)
         try:

@@ -23,8 +23,9 @@ def _describe(error: dict[str, Any]) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _describe(e).split(":")[0], "message": _describe(e)} for e in exc.errors()]
-    summary = "; ".join(e["message"] for e in errors) or "invalid request"
+    messages = [_describe(e) for e in exc.errors()]
+    errors = [{"field": m.split(":", 1)[0], "message": m} for m in messages]
+    summary = "; ".join(messages) or "invalid request"
     # The offending input is not echoed back: it may be large, or something the visitor should not see again.
     return JSONResponse({"error": f"Invalid request: {summary}", "detail": errors}, status_code=422)
 

@@ -73,7 +73,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             ),
             vectors=vectors,
             knowledge_version=services.agent.retriever.knowledge_version,
-            embedder="ready" if services.embedder.loaded else "loading",
+            embedder=services.embedder.state,
             cache_size=len(services.cache),
         )
 

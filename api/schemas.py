@@ -69,7 +69,7 @@ class HealthResponse(BaseModel):
     llm: LlmInfo
     vectors: int
     knowledge_version: str
-    embedder: Literal["ready", "loading"]
+    embedder: Literal["ready", "loading", "not loaded"]
     cache_size: int
 
 

@@ -12,6 +12,7 @@ from agent.factory import build_chain
 from api.cache import AnswerCache
 from api.settings import Settings
 from rag.embedder import Embedder
+from rag.errors import EmbeddingError
 from rag.ingestion import ensure_ingested
 from rag.retriever import Retriever
 from rag.store import KnowledgeStore
@@ -50,5 +51,5 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
 def _warm(embedder: Embedder) -> None:
     try:
         embedder.load()
-    except (OSError, RuntimeError, ValueError) as exc:
+    except EmbeddingError as exc:
         log.error("embedder_warmup_failed", error=str(exc))

@@ -6,10 +6,11 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
+from rag.errors import EmbeddingError
 from rag.settings import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Embedder:
         self.model_name = model_name
         self.batch_size = batch_size
         self._model: Any = None
+        self._loading = False
         self._lock = threading.Lock()
         self.calls = 0  # texts embedded so far: lets operators and tests see that no work happened
 
@@ -49,18 +51,28 @@ class Embedder:
     def loaded(self) -> bool:
         return self._model is not None
 
+    @property
+    def state(self) -> Literal["ready", "loading", "not loaded"]:
+        return "ready" if self._model is not None else "loading" if self._loading else "not loaded"
+
     def load(self) -> None:
         if self._model is not None:
             return
         with self._lock:
             if self._model is not None:
                 return
-            path = resolve_model_path(self.model_name)
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            log.info("embedder_loading", model=self.model_name)
-            from sentence_transformers import SentenceTransformer
+            self._loading = True
+            try:
+                path = resolve_model_path(self.model_name)
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                log.info("embedder_loading", model=self.model_name)
+                from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise EmbeddingError(f"embedding model {self.model_name!r} failed to load: {exc}") from exc
+            finally:
+                self._loading = False
             log.info("embedder_ready", model=self.model_name)
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> list[list[float]]:

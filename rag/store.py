@@ -17,16 +17,13 @@ from typing import Any
 
 import structlog
 
+from rag.errors import StoreError
 from rag.manifest import Manifest
 
 log = structlog.get_logger(__name__)
 
 STATUS_BUILDING = "building"
 STATUS_COMPLETE = "complete"
-
-
-class StoreError(Exception):
-    """The vector store could not be read or written."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,3 +258,17 @@ def test_every_response_carries_a_request_id(make_client: AppFactory) -> None:
     limited = make_client(api={"rate_limit_root": "1/minute"})
     limited.get("/")
     assert "X-Request-ID" in limited.get("/").headers  # errors too
+
+
+def test_an_embedding_model_that_will_not_load_gives_an_apology_not_a_500(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    client = make_client(
+        api={"ingest_on_start": False}, rag={"embedding_model": str(tmp_path / "no-such-model")}
+    )
+    assert client.get("/health").json()["embedder"] == "not loaded"
+    response = client.post("/chat", json=QUESTION)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "error" and body["response"].startswith("Sorry")
+    assert "no-such-model" not in response.text

@@ -41,7 +41,7 @@ def test_first_start_embeds_and_a_restart_embeds_nothing(tmp_path: Path) -> None
         second.wait_healthy()
         health = httpx.get(f"{second.url}/health").json()
         # The store matched the folder: no model was even loaded to get here.
-        assert health["embedder"] == "loading" and health["vectors"] > 50
+        assert health["embedder"] == "not loaded" and health["vectors"] > 50
     finally:
         second.stop()
     log = events(second.log())
