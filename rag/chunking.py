@@ -101,7 +101,8 @@ def _pack(paragraphs: list[str], size: int, overlap: int) -> list[str]:
         if current and len(candidate) > size:
             chunks.append(current)
             tail = _overlap_tail(current, overlap)
-            current = f"{tail} {text}" if tail and len(tail) + 1 + len(text) <= size else text
+            joined = f"{tail}{joiner}{text}"
+            current = joined if tail and len(joined) <= size else text
         else:
             current = candidate
     if current:
@@ -138,4 +139,4 @@ def _overlap_tail(text: str, overlap: int) -> str:
 
 def _chunk_id(source: str, index: int, text: str) -> str:
     digest = hashlib.sha256(f"{source}\x00{index}\x00{text}".encode()).hexdigest()
-    return f"{digest[:24]}"
+    return digest[:24]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,11 @@ class LocalGenerator:
         self.model = model_name
         self._max_tokens = max_tokens
         self._temperature = temperature
-        self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
         self._weights: Path | None = None
         self._located = False
         self._load_error: str | None = None
-        # CPU generation runs one at a time; a dedicated thread keeps it off the shared pool.
+        # CPU generation runs one at a time, and loading happens on the same thread: no lock needed.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
 
     def status(self) -> TierStatus:
@@ -78,30 +76,29 @@ class LocalGenerator:
         return await loop.run_in_executor(self._executor, self._generate_blocking, prompt)
 
     def _load(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._loaded is not None:
-                return self._loaded
-            if self._load_error:
-                raise TierUnavailable(self._load_error)
-            path = self._locate()
-            assert path is not None
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            log.info("local_model_loading", model=self.model)
-            try:
-                from transformers import AutoModelForCausalLM, AutoTokenizer
-
-                tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-                model = AutoModelForCausalLM.from_pretrained(
-                    str(path), local_files_only=True, low_cpu_mem_usage=True
-                )
-            except (OSError, ValueError, RuntimeError) as exc:
-                self._load_error = f"failed to load: {type(exc).__name__}"
-                log.error("local_model_load_failed", model=self.model, error=str(exc))
-                raise TierUnavailable(self._load_error) from exc
-            model.eval()  # type: ignore[no-untyped-call]
-            self._loaded = (tokenizer, model)
-            log.info("local_model_ready", model=self.model)
+        if self._loaded is not None:
             return self._loaded
+        if self._load_error:
+            raise TierUnavailable(self._load_error)
+        path = self._locate()
+        assert path is not None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        log.info("local_model_loading", model=self.model)
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, low_cpu_mem_usage=True
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            self._load_error = f"failed to load: {type(exc).__name__}"
+            log.error("local_model_load_failed", model=self.model, error=str(exc))
+            raise TierUnavailable(self._load_error) from exc
+        model.eval()  # type: ignore[no-untyped-call]
+        self._loaded = (tokenizer, model)
+        log.info("local_model_ready", model=self.model)
+        return self._loaded
 
     def _generate_blocking(self, prompt: Prompt) -> str:
         import torch
