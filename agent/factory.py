@@ -3,37 +3,56 @@
 from __future__ import annotations
 
 from agent.chain import GeneratorChain, Tier
+from agent.circuit import CircuitBreaker
+from agent.generators.base import GenerationParams
 from agent.generators.extractive import ExtractiveGenerator
 from agent.generators.gemini import GeminiGenerator
 from agent.generators.local import LocalGenerator
+from agent.generators.openai_compat import OpenAICompatGenerator
 from agent.retry import RetryPolicy
 from agent.settings import AgentSettings
 
 
 def build_chain(settings: AgentSettings) -> GeneratorChain:
-    key = settings.google_api_key.get_secret_value() if settings.google_api_key else None
-    tiers = [
-        Tier(
-            GeminiGenerator(
-                key,
-                settings.gemini_model,
-                base_url=settings.gemini_base_url,
-                timeout=settings.gemini_timeout,
-                max_tokens=settings.chat_max_tokens,
-                temperature=settings.chat_temperature,
-            ),
-            retry=RetryPolicy(settings.max_retries, settings.retry_delay),
+    params = GenerationParams(
+        max_tokens=settings.chat_max_tokens,
+        temperature=settings.chat_temperature,
+        top_p=settings.chat_top_p,
+        top_k=settings.chat_top_k,
+        repetition_penalty=settings.chat_repetition_penalty,
+    )
+
+    def remote_policy() -> tuple[RetryPolicy, CircuitBreaker]:
+        return (
+            RetryPolicy(settings.max_retries, settings.retry_delay, settings.retry_after_max),
+            CircuitBreaker(settings.circuit_breaker_failures, settings.circuit_breaker_seconds),
         )
-    ]
-    if settings.local_model_enabled:
-        tiers.append(
-            Tier(
-                LocalGenerator(
-                    settings.fallback_model_name,
-                    max_tokens=settings.chat_max_tokens,
-                    temperature=settings.chat_temperature,
-                )
+
+    tiers: list[Tier] = []
+    for name in settings.llm_chain:
+        if name == "gemini":
+            retry, breaker = remote_policy()
+            key = settings.google_api_key.get_secret_value() if settings.google_api_key else None
+            gemini = GeminiGenerator(
+                key, settings.gemini_model, base_url=settings.gemini_base_url, params=params
             )
-        )
-    tiers.append(Tier(ExtractiveGenerator(settings.extractive_sentences)))
-    return GeneratorChain(tiers)
+            tiers.append(Tier(gemini, settings.gemini_timeout, retry, breaker))
+        elif name == "openai":
+            retry, breaker = remote_policy()
+            key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+            openai = OpenAICompatGenerator(
+                settings.openai_base_url, settings.openai_model, api_key=key, params=params
+            )
+            tiers.append(Tier(openai, settings.openai_timeout, retry, breaker))
+        elif name == "local":
+            local = LocalGenerator(
+                settings.local_model_name,
+                models_dir=settings.models_dir,
+                params=params,
+                idle_seconds=settings.local_model_idle_seconds,
+                memory_reserve_mb=settings.local_memory_reserve_mb,
+            )
+            tiers.append(Tier(local, settings.local_timeout))
+        else:
+            tiers.append(Tier(ExtractiveGenerator(settings.extractive_sentences), 5.0, last_resort=True))
+    return GeneratorChain(tiers, deadline=settings.answer_deadline)

@@ -2,28 +2,56 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TIERS = ("gemini", "openai", "local", "extractive")
+DEFAULT_LOCAL_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+MINIMAL_LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    llm_chain: Annotated[list[str], NoDecode] = Field(
+        default=list(TIERS), description="Tiers in the order they are tried; extractive is always last."
+    )
+    answer_deadline: float = Field(default=40.0, gt=1, description="Seconds a visitor waits at most.")
+
     google_api_key: SecretStr | None = Field(default=None, description="Enables the Gemini tier.")
     gemini_model: str = Field(default="gemini-3.8-flash")
     gemini_base_url: str | None = Field(default=None, description="Proxy or test server for the Gemini API.")
-    gemini_timeout: float = Field(default=20.0, gt=0, description="Seconds per Gemini attempt.")
+    gemini_timeout: float = Field(default=15.0, gt=0, description="Seconds per Gemini call.")
+
+    openai_base_url: str | None = Field(default=None, description="OpenAI-compatible server, ending in /v1.")
+    openai_model: str | None = Field(default=None, description="Model name the server knows.")
+    openai_api_key: SecretStr | None = Field(default=None, description="Only if the server asks for one.")
+    openai_timeout: float = Field(default=20.0, gt=0, description="Seconds per OpenAI-compatible call.")
+
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries of a transient remote failure.")
     retry_delay: float = Field(default=1.0, ge=0, description="Backoff base: delay x 2^attempt seconds.")
+    retry_after_max: float = Field(default=10.0, ge=0, description="Longest Retry-After honoured, seconds.")
+    circuit_breaker_failures: int = Field(default=5, ge=1, description="Consecutive failures that open it.")
+    circuit_breaker_seconds: float = Field(default=30.0, gt=0, description="How long an open circuit skips.")
 
-    fallback_model_name: str = Field(
-        default="Qwen/Qwen2.5-0.5B-Instruct",
-        description="Local transformers model: a hub id already in the local cache, or a folder.",
+    fallback_model_name: str | None = Field(
+        default=None, description="Local model: a hub id (in MODELS_DIR or the HF cache) or a folder."
     )
-    local_model_enabled: bool = Field(default=True, description="Set false to skip the local tier.")
+    minimal_resources: bool = Field(default=False, description="Pick a much smaller default local model.")
+    models_dir: Path = Field(default=Path("models"), description="Where download-models puts local models.")
+    local_timeout: float = Field(default=30.0, gt=0, description="Seconds per local generation.")
+    local_model_preload: bool = Field(default=False, description="Load the local model in the background.")
+    local_model_idle_seconds: float = Field(default=900.0, ge=0, description="Unload after; 0 = never.")
+    local_memory_reserve_mb: int = Field(default=256, ge=0, description="Memory left free when loading.")
 
     chat_max_tokens: int = Field(default=512, ge=16, le=8192, description="Longest answer, in tokens.")
     chat_temperature: float = Field(default=0.3, ge=0, le=2)
+    chat_top_p: float = Field(default=0.95, gt=0, le=1)
+    chat_top_k: int = Field(default=40, ge=1)
+    chat_repetition_penalty: float = Field(default=1.1, gt=0)
     extractive_sentences: int = Field(
         default=4, ge=1, le=10, description="Sentences in an extractive answer."
     )
@@ -33,7 +61,37 @@ class AgentSettings(BaseSettings):
         description="Shown when no answer can be given at all.",
     )
 
-    @field_validator("google_api_key", "gemini_base_url", mode="before")
+    @property
+    def local_model_name(self) -> str:
+        if self.fallback_model_name:
+            return self.fallback_model_name
+        return MINIMAL_LOCAL_MODEL if self.minimal_resources else DEFAULT_LOCAL_MODEL
+
+    @field_validator("llm_chain", mode="before")
+    @classmethod
+    def _parse_chain(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        unknown = [t for t in value if t not in TIERS]
+        if unknown:
+            raise ValueError(f"unknown tier(s) {unknown}; choose from {', '.join(TIERS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a tier may appear only once")
+        if "extractive" in value and value[-1] != "extractive":
+            raise ValueError("extractive is the last resort: it must come last")
+        return [*value, "extractive"] if "extractive" not in value else value
+
+    @field_validator(
+        "google_api_key",
+        "gemini_base_url",
+        "openai_base_url",
+        "openai_model",
+        "openai_api_key",
+        "fallback_model_name",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # docker-compose passes `KEY: ${KEY:-}` through as an empty string.

@@ -21,10 +21,12 @@ from api.schemas import (
     ErrorBody,
     HealthResponse,
     LlmInfo,
+    LlmStats,
     ModelInfo,
     ServiceInfo,
     Source,
     TierInfo,
+    TierStatsOut,
 )
 from api.settings import ApiSettings
 
@@ -33,6 +35,7 @@ log = structlog.get_logger(__name__)
 ENDPOINTS = {
     "POST /chat": "Ask a question; answers come with their sources.",
     "GET /health": "Liveness, active model, vector count (never rate limited).",
+    "GET /stats/llm": "Per-tier attempts, failures, retries, latency, fallback rate, circuits.",
     "GET /cache/stats": "Answer-cache statistics (admin).",
     "DELETE /cache": "Empty the answer cache (admin).",
     "GET /docs": "Interactive API documentation.",
@@ -67,8 +70,17 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             llm=LlmInfo(
                 active=active.provider if active else None,
                 chain=[
-                    TierInfo(provider=g.provider, model=g.model, state=s.state, detail=s.detail)
-                    for g, s in chain.describe()
+                    TierInfo(
+                        provider=view.generator.provider,
+                        model=view.generator.model,
+                        state=view.status.state,
+                        configured=view.status.state != "not configured",
+                        detail=view.status.detail,
+                        loaded=view.status.loaded,
+                        circuit=view.circuit,
+                        last_error=view.last_error,
+                    )
+                    for view in chain.describe()
                 ],
             ),
             vectors=vectors,
@@ -94,6 +106,20 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         if answer.cacheable:
             cache.set(key, answer)
         return _answered(answer, cached=False, elapsed=time.perf_counter() - started)
+
+    @router.get("/stats/llm", response_model=LlmStats, responses=_RATE_LIMITED)
+    @limiter.limit(settings.rate_limit_stats)
+    async def llm_stats(request: Request, response: Response, services: ServicesDep) -> LlmStats:
+        chain = services.agent.chain
+        snapshot = chain.stats.snapshot()
+        views = {view.generator.provider: view for view in chain.describe()}
+        tiers = {
+            provider: TierStatsOut(
+                **figures, state=views[provider].status.state, circuit=views[provider].circuit
+            )
+            for provider, figures in snapshot.pop("tiers").items()
+        }
+        return LlmStats(**snapshot, tiers=tiers)
 
     @router.get("/cache/stats", response_model=CacheStats, responses=_RATE_LIMITED)
     @limiter.limit(settings.rate_limit_cache_stats)

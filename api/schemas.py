@@ -54,8 +54,12 @@ class ChatResponse(BaseModel):
 class TierInfo(BaseModel):
     provider: str
     model: str
-    state: str
+    state: str = Field(description="ready, idle (loads on first use), not configured or unavailable.")
+    configured: bool
     detail: str = ""
+    loaded: bool | None = Field(default=None, description="Local tier: whether its model is in memory.")
+    circuit: str | None = Field(default=None, description="Remote tiers: closed, open or half_open.")
+    last_error: str | None = Field(default=None, description="Reason of the tier's last failure.")
 
 
 class LlmInfo(BaseModel):
@@ -71,6 +75,31 @@ class HealthResponse(BaseModel):
     knowledge_version: str
     embedder: Literal["ready", "loading", "not loaded"]
     cache_size: int
+
+
+class TierStatsOut(BaseModel):
+    attempts: int
+    successes: int
+    failures: dict[str, int]
+    failures_total: int
+    retries: int
+    skipped: dict[str, int]
+    answered: int
+    answered_share: float = Field(description="Share of answered requests this tier answered.")
+    latency_mean_s: float | None
+    latency_p95_s: float | None
+    last_error: str | None
+    state: str
+    circuit: str | None
+
+
+class LlmStats(BaseModel):
+    requests: int
+    unanswered: int
+    fallback_rate: float = Field(
+        description="Share of requests answered by a tier below the best available one."
+    )
+    tiers: dict[str, TierStatsOut]
 
 
 class CacheStats(BaseModel):

@@ -9,6 +9,7 @@ import structlog
 
 from agent.agent import Agent, Answer
 from agent.factory import build_chain
+from agent.generators.local import LocalGenerator
 from api.cache import AnswerCache
 from api.settings import Settings
 from rag.embedder import Embedder
@@ -42,6 +43,10 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
     retriever = Retriever(store, embedder, rag.top_k)
     agent = Agent(retriever, build_chain(settings.agent), settings.agent.contact_hint)
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
+    if settings.agent.local_model_preload:
+        for tier in agent.chain.tiers:
+            if isinstance(tier.generator, LocalGenerator):
+                tier.generator.preload()
     if settings.api.embedder_warmup and not embedder.loaded:
         # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()

@@ -27,11 +27,18 @@ class ApiSettings(BaseSettings):
     rate_limit_chat: str = Field(default="20/minute")
     rate_limit_root: str = Field(default="60/minute")
     rate_limit_cache_stats: str = Field(default="30/minute")
+    rate_limit_stats: str = Field(default="30/minute")
     rate_limit_cache_clear: str = Field(default="5/minute")
     ingest_on_start: bool = Field(default=True, description="Embed the knowledge folder at start if needed.")
     embedder_warmup: bool = Field(default=True, description="Load the embedding model in the background.")
 
-    @field_validator("rate_limit_chat", "rate_limit_root", "rate_limit_cache_stats", "rate_limit_cache_clear")
+    @field_validator(
+        "rate_limit_chat",
+        "rate_limit_root",
+        "rate_limit_cache_stats",
+        "rate_limit_cache_clear",
+        "rate_limit_stats",
+    )
     @classmethod
     def _valid_limit(cls, value: str) -> str:
         try:

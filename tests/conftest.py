@@ -44,7 +44,8 @@ def rag_settings(**overrides: Any) -> RagSettings:
 
 
 def agent_settings(**overrides: Any) -> AgentSettings:
-    base: dict[str, Any] = {"google_api_key": None, "local_model_enabled": False, "retry_delay": 0.01}
+    # The chain of a machine with no local model: tests that need more tiers say so.
+    base: dict[str, Any] = {"google_api_key": None, "llm_chain": "gemini,extractive", "retry_delay": 0.01}
     return AgentSettings(**{**NO_ENV_FILE, **base, **overrides})
 
 

@@ -28,12 +28,17 @@ PROMPT = Prompt("How much is the Starter package?", (PASSAGE,))
 API_KEY = "test-key-123"
 
 
-def gemini(fake: FakeGemini, timeout: float = 5.0) -> GeminiGenerator:
-    return GeminiGenerator(API_KEY, "gemini-test", base_url=fake.url, timeout=timeout)
+def gemini(fake: FakeGemini) -> GeminiGenerator:
+    return GeminiGenerator(API_KEY, "gemini-test", base_url=fake.url)
 
 
 def chain(fake: FakeGemini, retries: int = 3, delay: float = 0.05) -> GeneratorChain:
-    return GeneratorChain([Tier(gemini(fake), RetryPolicy(retries, delay)), Tier(ExtractiveGenerator())])
+    return GeneratorChain(
+        [
+            Tier(gemini(fake), 5.0, RetryPolicy(retries, delay)),
+            Tier(ExtractiveGenerator(), 5.0, last_resort=True),
+        ]
+    )
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -106,26 +111,26 @@ def test_other_4xx_falls_through_at_once(fake_gemini: FakeGemini, status: int) -
 def test_unusable_replies_fall_through_without_retry(fake_gemini: FakeGemini, reply: Reply) -> None:
     fake_gemini.reset(default=reply)
     with pytest.raises(FallThroughError):
-        run(gemini(fake_gemini).generate(PROMPT))
+        run(gemini(fake_gemini).generate(PROMPT, timeout=5.0))
     assert fake_gemini.calls == 1
 
 
 def test_timeout_is_retryable(fake_gemini: FakeGemini) -> None:
     fake_gemini.reset(default=Reply(delay=1.5))
     with pytest.raises(RetryableError):
-        run(gemini(fake_gemini, timeout=0.3).generate(PROMPT))
+        run(gemini(fake_gemini).generate(PROMPT, timeout=0.3))
 
 
 def test_connection_refused_is_retryable() -> None:
-    generator = GeminiGenerator(API_KEY, "gemini-test", base_url="http://127.0.0.1:9", timeout=2)
+    generator = GeminiGenerator(API_KEY, "gemini-test", base_url="http://127.0.0.1:9")
     with pytest.raises(RetryableError):
-        run(generator.generate(PROMPT))
+        run(generator.generate(PROMPT, timeout=2.0))
 
 
 def test_error_text_never_carries_the_upstream_body(fake_gemini: FakeGemini) -> None:
     fake_gemini.reset(default=Reply(status=400))
     with pytest.raises(FallThroughError) as caught:
-        run(gemini(fake_gemini).generate(PROMPT))
+        run(gemini(fake_gemini).generate(PROMPT, timeout=5.0))
     assert "secret detail" not in str(caught.value)
     assert caught.value.status == 400
 
@@ -133,6 +138,7 @@ def test_error_text_never_carries_the_upstream_body(fake_gemini: FakeGemini) -> 
 def test_without_key_the_tier_is_skipped(fake_gemini: FakeGemini) -> None:
     tier = GeminiGenerator(None, "gemini-test", base_url=fake_gemini.url)
     assert tier.status().state == "not configured"
-    result = run(GeneratorChain([Tier(tier), Tier(ExtractiveGenerator())]).generate(PROMPT))
+    tiers = [Tier(tier, 5.0), Tier(ExtractiveGenerator(), 5.0, last_resort=True)]
+    result = run(GeneratorChain(tiers).generate(PROMPT))
     assert result.provider == "extractive" and not result.degraded
     assert fake_gemini.calls == 0

@@ -14,10 +14,22 @@ TierState = Literal["ready", "idle", "not configured", "unavailable"]
 class TierStatus:
     state: TierState  # ready: can answer now; idle: can answer after loading; the others cannot
     detail: str = ""
+    loaded: bool | None = None  # for tiers that hold a model in memory
 
     @property
     def usable(self) -> bool:
         return self.state in ("ready", "idle")
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Sampling settings; each tier passes on the ones its backend supports."""
+
+    max_tokens: int = 512
+    temperature: float = 0.3
+    top_p: float = 0.95
+    top_k: int = 40
+    repetition_penalty: float = 1.1
 
 
 @runtime_checkable
@@ -29,8 +41,8 @@ class Generator(Protocol):
         """Cheap: never loads a model or calls the network."""
         ...
 
-    async def generate(self, prompt: Prompt) -> str:
-        """The answer text, or a `GenerationError` saying why not."""
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+        """The answer text within `timeout` seconds, or a `GenerationError` saying why not."""
         ...
 
     async def aclose(self) -> None: ...

@@ -118,12 +118,12 @@ class ExtractiveGenerator:
     def status(self) -> TierStatus:
         return TierStatus("ready")
 
-    async def generate(self, prompt: Prompt) -> str:
+    async def generate(self, prompt: Prompt, *, timeout: float = 0.0) -> str:
         if not prompt.passages:
-            raise FallThroughError("no passages to extract an answer from")
+            raise FallThroughError("no passages to extract an answer from", reason="no_passages")
         chosen = select_sentences(prompt.question, prompt.passages, self._max_sentences)
         if not chosen:
-            raise FallThroughError("no usable sentences in the passages")
+            raise FallThroughError("no usable sentences in the passages", reason="no_passages")
         lines = ["Here is what I found in our knowledge base:", ""]
         for rank, sentences in chosen:
             section = prompt.passages[rank].headings.rsplit(" > ", 1)[-1]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import structlog
 
-from agent.errors import FallThroughError, GenerationError, RetryableError, TierUnavailable
-from agent.generators.base import TierStatus
+from agent.errors import FallThroughError, GenerationError, RetryableError, TierUnavailable, http_error
+from agent.generators.base import GenerationParams, TierStatus
 from agent.prompting import Prompt
+from agent.retry import parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -24,16 +24,12 @@ class GeminiGenerator:
         model: str,
         *,
         base_url: str | None = None,
-        timeout: float = 20.0,
-        max_tokens: int = 512,
-        temperature: float = 0.3,
+        params: GenerationParams | None = None,
     ) -> None:
         self.model = model
         self._api_key = api_key
         self._base_url = base_url
-        self._timeout = timeout
-        self._max_tokens = max_tokens
-        self._temperature = temperature
+        self._params = params or GenerationParams()
         self._client: Any = None
 
     def status(self) -> TierStatus:
@@ -46,28 +42,27 @@ class GeminiGenerator:
             from google import genai
             from google.genai import types
 
-            options = types.HttpOptions(timeout=int(self._timeout * 1000))
-            if self._base_url:
-                options.base_url = self._base_url
+            options = types.HttpOptions(base_url=self._base_url) if self._base_url else None
             self._client = genai.Client(api_key=self._api_key, http_options=options)
         return self._client
 
-    async def generate(self, prompt: Prompt) -> str:
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
         if not self._api_key:
-            raise TierUnavailable("GOOGLE_API_KEY is not set")
+            raise TierUnavailable("GOOGLE_API_KEY is not set", reason="not_configured")
         from google.genai import types
 
         config = types.GenerateContentConfig(
             system_instruction=prompt.system,
-            max_output_tokens=self._max_tokens,
-            temperature=self._temperature,
+            max_output_tokens=self._params.max_tokens,
+            temperature=self._params.temperature,
+            top_p=self._params.top_p,
+            top_k=self._params.top_k,
+            http_options=types.HttpOptions(timeout=max(1, int(timeout * 1000))),
         )
         try:
-            # The SDK timeout covers each HTTP exchange; this one also bounds DNS, TLS and body reads.
-            async with asyncio.timeout(self._timeout + 1.0):
-                response = await self._get_client().aio.models.generate_content(
-                    model=self.model, contents=prompt.user_message(), config=config
-                )
+            response = await self._get_client().aio.models.generate_content(
+                model=self.model, contents=prompt.user_message(), config=config
+            )
         except Exception as exc:  # classified right here, once, into our error tree
             raise classify(exc) from exc
         return _text_of(response)
@@ -82,25 +77,27 @@ def classify(exc: BaseException) -> GenerationError:
     from google.genai import errors
 
     if isinstance(exc, errors.APIError):
-        code = int(exc.code or 0)
-        if code == 429 or code >= 500:
-            return RetryableError(f"Gemini answered HTTP {code}", status=code)
-        return FallThroughError(f"Gemini refused the request: HTTP {code}", status=code)
-    if isinstance(exc, TimeoutError):
-        return RetryableError("Gemini timed out")
-    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
-        return FallThroughError("Gemini sent a malformed reply")
-    if isinstance(exc, ConnectionError | OSError) or _is_transport_error(exc):
-        return RetryableError(f"Gemini connection failed: {type(exc).__name__}")
-    return FallThroughError(f"Gemini call failed: {type(exc).__name__}")
+        headers = getattr(exc.response, "headers", None)
+        return http_error("Gemini", int(exc.code or 0), parse_retry_after(headers, exc.details))
+    return transport_error("Gemini", exc)
 
 
-def _is_transport_error(exc: BaseException) -> bool:
-    """httpx and aiohttp both serve the SDK, depending on what is installed."""
+def transport_error(provider: str, exc: BaseException) -> GenerationError:
+    """Timeouts, dropped connections and unreadable replies, whichever HTTP library raised them."""
     import httpx
 
-    if isinstance(exc, httpx.TransportError):
-        return True
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return RetryableError(f"{provider} timed out", reason="timeout")
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return FallThroughError(f"{provider} sent a malformed reply", reason="malformed", unhealthy=True)
+    if isinstance(exc, ConnectionError | OSError | httpx.TransportError) or _is_aiohttp_error(exc):
+        return RetryableError(f"{provider} connection failed: {type(exc).__name__}", reason="connection")
+    return FallThroughError(
+        f"{provider} call failed: {type(exc).__name__}", reason="malformed", unhealthy=True
+    )
+
+
+def _is_aiohttp_error(exc: BaseException) -> bool:
     try:
         import aiohttp
     except ImportError:
@@ -111,14 +108,15 @@ def _is_transport_error(exc: BaseException) -> bool:
 def _text_of(response: Any) -> str:
     feedback = getattr(response, "prompt_feedback", None)
     if feedback is not None and getattr(feedback, "block_reason", None):
-        raise FallThroughError(f"Gemini blocked the prompt: {feedback.block_reason}")
+        raise FallThroughError(f"Gemini blocked the prompt: {feedback.block_reason}", reason="blocked")
     candidates = getattr(response, "candidates", None) or []
     if not candidates:
-        raise FallThroughError("Gemini returned no candidates")
+        raise FallThroughError("Gemini returned no candidates", reason="empty")
     content = candidates[0].content
     parts = (content.parts or []) if content is not None else []
     text = "".join(getattr(p, "text", None) or "" for p in parts if not getattr(p, "thought", False))
     if not text.strip():
-        reason = getattr(candidates[0], "finish_reason", None)
-        raise FallThroughError(f"Gemini returned an empty answer (finish reason {reason})")
+        finish = str(getattr(candidates[0], "finish_reason", "") or "")
+        reason = "blocked" if "SAFETY" in finish or "BLOCK" in finish else "empty"
+        raise FallThroughError(f"Gemini returned no text (finish reason {finish or 'none'})", reason=reason)
     return text.strip()

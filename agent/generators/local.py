@@ -1,30 +1,52 @@
-"""A local Hugging Face causal LM, loaded once on first need and only from files already on disk."""
+"""A local Hugging Face causal LM, loaded from files already on disk, one generation at a time.
+
+Loaded lazily on first need (or warmed up in the background), refused when free memory is short,
+unloaded after a spell of disuse. A request that would wait behind other generations longer than its
+timeout does not queue: it goes on to the next tier.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import json
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from agent.errors import FallThroughError, TierUnavailable
-from agent.generators.base import TierStatus
+from agent.errors import FallThroughError, RetryableError, TierUnavailable
+from agent.generators.base import GenerationParams, TierStatus
+from agent.memory import available_memory_bytes
 from agent.prompting import Prompt
 
 log = structlog.get_logger(__name__)
 
 # Base models keep writing new "turns" after answering; cut the reply where one starts.
-_STOP_MARKERS = ("\nQuestion:", "\nVisitor's question:", "\n\n\n", "<documents>", "\nUser:")
+_STOP_MARKERS = ("\nQuestion:", "\nVisitor's question:", "\n\n\n", "<documents>", "\nUser:", "\nVisitor:")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+_BYTES_PER_PARAM = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+_LOAD_OVERHEAD = 1.2  # activations, tokenizer, allocator slack
+_EWMA = 0.3  # weight of the newest generation in the running mean duration
 
 
-def find_local_weights(name: str) -> Path | None:
-    """The model folder if its weights are on this disk (a folder, or the Hugging Face cache)."""
+def model_slug(name: str) -> str:
+    """The folder name of a hub model inside MODELS_DIR."""
+    return name.replace("/", "--")
+
+
+def find_local_weights(name: str, models_dir: Path | None = None) -> Path | None:
+    """The model folder if its weights are on this disk: a folder, MODELS_DIR, or the Hugging Face cache."""
     path = Path(name).expanduser()
     if path.is_dir():
         return path if (path / "config.json").is_file() else None
+    if models_dir is not None and (models_dir / model_slug(name) / "config.json").is_file():
+        return models_dir / model_slug(name)
     if name.count("/") != 1:
         return None
     from huggingface_hub import try_to_load_from_cache
@@ -33,100 +55,145 @@ def find_local_weights(name: str) -> Path | None:
     return Path(config).parent if isinstance(config, str) else None
 
 
+def estimate_load_bytes(folder: Path, target_bytes_per_param: int) -> int:
+    """Memory the loaded model will take: weight files scaled to the dtype it is loaded in."""
+    files = [p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file()]
+    if any(p.suffix == ".safetensors" for p in files):  # a folder may hold both formats: one is loaded
+        files = [p for p in files if p.suffix == ".safetensors"]
+    on_disk = sum(p.stat().st_size for p in files)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    stored = _BYTES_PER_PARAM.get(str(config.get("torch_dtype") or config.get("dtype") or "float32"), 4)
+    return int(on_disk / stored * target_bytes_per_param * _LOAD_OVERHEAD)
+
+
 class LocalGenerator:
     provider = "local"
 
-    def __init__(self, model_name: str, *, max_tokens: int = 256, temperature: float = 0.3) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        models_dir: Path | None = None,
+        params: GenerationParams | None = None,
+        idle_seconds: float = 0.0,
+        memory_reserve_mb: int = 256,
+    ) -> None:
         self.model = model_name
-        self._max_tokens = max_tokens
-        self._temperature = temperature
+        self._models_dir = models_dir
+        self._params = params or GenerationParams()
+        self._idle_seconds = idle_seconds
+        self._memory_reserve = memory_reserve_mb * 1024 * 1024
         self._loaded: tuple[Any, Any] | None = None
+        self._loading = False
         self._weights: Path | None = None
         self._located = False
-        self._load_error: str | None = None
-        # CPU generation runs one at a time, and loading happens on the same thread: no lock needed.
+        self._refusal: str | None = None  # why the model may not load right now (memory)
+        self._broken: str | None = None  # why it can never load (bad files): permanent until restart
+        self._waiting = 0  # generations running or queued, counted on the event loop
+        self._mean_seconds: float | None = None
+        self._last_used = 0.0
+        self._unload_timer: threading.Timer | None = None
+        # CPU generation runs one at a time, and loading and unloading happen on the same thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
+
+    # -- state ---------------------------------------------------------------------------------
 
     def status(self) -> TierStatus:
         if self._loaded is not None:
-            return TierStatus("ready")
-        if self._load_error:
-            return TierStatus("unavailable", self._load_error)
+            return TierStatus("ready", "loaded", loaded=True)
+        if self._broken:
+            return TierStatus("unavailable", self._broken, loaded=False)
         if self._locate() is None:
-            return TierStatus("unavailable", "weights not on disk")
-        return TierStatus("idle", "loads on first use")
+            return TierStatus("unavailable", "weights not on disk", loaded=False)
+        if self._refusal:
+            return TierStatus("unavailable", self._refusal, loaded=False)
+        return TierStatus("idle", "loading" if self._loading else "loads on first use", loaded=False)
 
     def _locate(self) -> Path | None:
-        """Looked up once: adding weights later takes a restart, which also frees the old ones."""
+        """Looked up once: adding weights later takes a restart."""
         if not self._located:
-            self._weights = find_local_weights(self.model)
+            self._weights = find_local_weights(self.model, self._models_dir)
             self._located = True
             if self._weights is None:
                 log.warning(
                     "local_model_skipped",
                     model=self.model,
-                    reason="weights not on disk (FALLBACK_MODEL_NAME); the local tier is skipped",
+                    reason="weights not on disk (FALLBACK_MODEL_NAME, MODELS_DIR); the local tier is skipped",
                 )
         return self._weights
 
-    async def generate(self, prompt: Prompt) -> str:
+    # -- generation ----------------------------------------------------------------------------
+
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
         if self._locate() is None:
-            raise TierUnavailable(f"local model {self.model} is not on disk")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._generate_blocking, prompt)
-
-    def _load(self) -> tuple[Any, Any]:
-        if self._loaded is not None:
-            return self._loaded
-        if self._load_error:
-            raise TierUnavailable(self._load_error)
-        path = self._locate()
-        assert path is not None
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        log.info("local_model_loading", model=self.model)
+            raise TierUnavailable(f"local model {self.model} is not on disk", reason="no_weights")
+        if self._broken:
+            raise TierUnavailable(self._broken, reason="load_failed")
+        if self._waiting:
+            mean = self._mean_seconds
+            # Unknown speed counts as too slow: better the next tier now than a visitor left waiting.
+            if mean is None or (self._waiting + 1) * mean > timeout:
+                raise TierUnavailable("local model busy", reason="busy")
+        self._waiting += 1
+        deadline = time.monotonic() + timeout
         try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._generate_blocking, prompt, deadline)
+        finally:
+            self._waiting -= 1
+            self._schedule_unload()
 
-            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, low_cpu_mem_usage=True
-            )
-        except (OSError, ValueError, RuntimeError) as exc:
-            self._load_error = f"failed to load: {type(exc).__name__}"
-            log.error("local_model_load_failed", model=self.model, error=str(exc))
-            raise TierUnavailable(self._load_error) from exc
-        model.eval()  # type: ignore[no-untyped-call]
-        self._loaded = (tokenizer, model)
-        log.info("local_model_ready", model=self.model)
-        return self._loaded
-
-    def _generate_blocking(self, prompt: Prompt) -> str:
+    def _generate_blocking(self, prompt: Prompt, deadline: float) -> str:
+        if deadline - time.monotonic() < 0.2:
+            raise TierUnavailable("waited too long behind other generations", reason="busy")
+        tokenizer, model = self._load()
         import torch
 
-        tokenizer, model = self._load()
+        remaining = deadline - time.monotonic()
+        if remaining < 0.2:
+            raise RetryableError(
+                "loading the local model used up the time", reason="timeout", unhealthy=False
+            )
         window = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-        max_new = min(self._max_tokens, window // 2)
+        max_new = min(self._params.max_tokens, window // 2)
         inputs = self._encode(tokenizer, prompt, limit=window - max_new)
+        inputs = {k: v.to(model.device) for k, v in inputs.items()}
         prompt_len = inputs["input_ids"].shape[-1]
         eos = tokenizer.eos_token_id
+        params = self._params
         sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": self._temperature, "top_p": 0.9}
-            if self._temperature > 0
+            {
+                "do_sample": True,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "top_k": params.top_k,
+            }
+            if params.temperature > 0
             else {"do_sample": False}
         )
+        started = time.monotonic()
         with torch.inference_mode():
             output = model.generate(
                 **inputs,
                 max_new_tokens=max_new,
+                max_time=remaining,  # stops on time: a running CPU generation cannot be cancelled
                 pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
                 eos_token_id=eos,
-                repetition_penalty=1.1,
+                repetition_penalty=params.repetition_penalty,
                 **sampling,
             )
+        elapsed = time.monotonic() - started
+        self._mean_seconds = (
+            elapsed if self._mean_seconds is None else (_EWMA * elapsed + (1 - _EWMA) * self._mean_seconds)
+        )
+        self._last_used = time.monotonic()
         text = tokenizer.decode(output[0][prompt_len:], skip_special_tokens=True)
         answer = _cut_at_stop(text).strip()
         if not answer:
-            raise FallThroughError("local model produced no text")
+            raise FallThroughError("local model produced no text", reason="empty")
         return answer
 
     @staticmethod
@@ -152,11 +219,103 @@ class LocalGenerator:
             encoded = {k: v[:, -limit:] for k, v in encoded.items()}
         return dict(encoded)
 
+    # -- loading and unloading (on the generation thread) --------------------------------------
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is not None:
+            return self._loaded
+        if self._broken:
+            raise TierUnavailable(self._broken, reason="load_failed")
+        path = self._locate()
+        if path is None:
+            raise TierUnavailable(f"local model {self.model} is not on disk", reason="no_weights")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+        dtype = torch.float16 if on_gpu else torch.float32  # half precision only where it is fast
+        needed = estimate_load_bytes(path, 2 if on_gpu else 4)
+        free = None if on_gpu else available_memory_bytes()
+        if free is not None and free - self._memory_reserve < needed:
+            self._refusal = (
+                f"not enough free memory: needs about {needed // 2**20} MB, "
+                f"{max(0, free - self._memory_reserve) // 2**20} MB available"
+            )
+            log.error("local_model_refused", model=self.model, reason=self._refusal)
+            raise TierUnavailable(self._refusal, reason="low_memory")
+        self._refusal = None
+        self._loading = True
+        log.info("local_model_loading", model=self.model, estimated_mb=needed // 2**20, gpu=on_gpu)
+        started = time.monotonic()
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, low_cpu_mem_usage=True, dtype=dtype
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            self._broken = f"failed to load: {type(exc).__name__}"
+            log.error("local_model_load_failed", model=self.model, error=str(exc))
+            raise TierUnavailable(self._broken, reason="load_failed") from exc
+        finally:
+            self._loading = False
+        if on_gpu:
+            model.to("cuda")  # type: ignore[arg-type]
+        model.eval()  # type: ignore[no-untyped-call]
+        self._loaded = (tokenizer, model)
+        self._last_used = time.monotonic()
+        log.info("local_model_ready", model=self.model, seconds=round(time.monotonic() - started, 2))
+        return self._loaded
+
+    def preload(self) -> None:
+        """Warm up in the background; failures are logged and show in the status."""
+
+        def warm() -> None:
+            with contextlib.suppress(TierUnavailable):  # already logged, and reported by status()
+                self._load()
+
+        if self._locate() is not None:
+            self._executor.submit(warm)
+            self._schedule_unload()
+
+    def _schedule_unload(self) -> None:
+        if self._idle_seconds <= 0:
+            return
+        if self._unload_timer is not None:
+            self._unload_timer.cancel()
+        timer = threading.Timer(self._idle_seconds, self._request_unload)
+        timer.daemon = True
+        self._unload_timer = timer
+        timer.start()
+
+    def _request_unload(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the executor is shutting down
+            self._executor.submit(self._unload_if_idle)
+
+    def _unload_if_idle(self) -> None:
+        if self._loaded is None or time.monotonic() - self._last_used < self._idle_seconds * 0.99:
+            return
+        self._loaded = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+        log.info("local_model_unloaded", model=self.model, idle_seconds=self._idle_seconds)
+
     async def aclose(self) -> None:
+        if self._unload_timer is not None:
+            self._unload_timer.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _cut_at_stop(text: str) -> str:
+    """The reply up to where the model starts a new turn; leading blank lines are not a turn."""
+    text = text.lstrip()
     cut = len(text)
     for marker in _STOP_MARKERS:
         index = text.find(marker)

@@ -10,7 +10,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_gpt2(folder: Path, *, chat_template: bool) -> Path:
+def build_tiny_gpt2(folder: Path, *, chat_template: bool, never_stops: bool = False) -> Path:
+    """`never_stops` saves a generation config that suppresses end-of-text: every answer runs to the token
+    limit, which makes a generation's duration predictable."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -37,6 +39,8 @@ def build_tiny_gpt2(folder: Path, *, chat_template: bool) -> Path:
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(config)
+    if never_stops:
+        model.generation_config.suppress_tokens = [tokenizer.eos_token_id]
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
     model.save_pretrained(folder)

@@ -1,0 +1,103 @@
+"""Any OpenAI-compatible chat-completions server: vLLM, Ollama, llama.cpp server, TGI, or OpenAI itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.errors import FallThroughError, GenerationError, TierUnavailable, http_error
+from agent.generators.base import GenerationParams, TierStatus
+from agent.generators.gemini import transport_error
+from agent.prompting import Prompt
+from agent.retry import parse_retry_after
+
+# Self-hosted servers ignore a key, but the client insists on having one.
+_NO_KEY = "not-needed"
+
+
+class OpenAICompatGenerator:
+    provider = "openai"
+
+    def __init__(
+        self,
+        base_url: str | None,
+        model: str | None,
+        *,
+        api_key: str | None = None,
+        params: GenerationParams | None = None,
+    ) -> None:
+        self.model = model or ""
+        self._base_url = base_url
+        self._api_key = api_key
+        self._params = params or GenerationParams()
+        self._client: Any = None
+
+    def status(self) -> TierStatus:
+        if not self._base_url:
+            return TierStatus("not configured", "OPENAI_BASE_URL is not set")
+        if not self.model:
+            return TierStatus("not configured", "OPENAI_MODEL is not set")
+        return TierStatus("ready")
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            # max_retries=0: the chain owns retries, and stacking two retry loops multiplies the wait.
+            self._client = AsyncOpenAI(
+                base_url=self._base_url, api_key=self._api_key or _NO_KEY, max_retries=0
+            )
+        return self._client
+
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+        if not self.status().usable:
+            raise TierUnavailable(self.status().detail, reason="not_configured")
+        params = self._params
+        try:
+            response = await self._get_client().chat.completions.create(
+                model=self.model,
+                messages=[
+                    {"role": "system", "content": prompt.system},
+                    {"role": "user", "content": prompt.user_message()},
+                ],
+                max_tokens=params.max_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                # Not in OpenAI's own API; vLLM, llama.cpp and TGI honour them, others ignore them.
+                extra_body={"top_k": params.top_k, "repetition_penalty": params.repetition_penalty},
+                timeout=timeout,
+            )
+        except Exception as exc:  # classified right here, once, into our error tree
+            raise classify(exc) from exc
+        return _text_of(response)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def classify(exc: BaseException) -> GenerationError:
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return http_error(
+            "OpenAI-compatible server", exc.status_code, parse_retry_after(exc.response.headers)
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return transport_error("OpenAI-compatible server", TimeoutError())
+    if isinstance(exc, openai.APIConnectionError):
+        return transport_error("OpenAI-compatible server", ConnectionError(str(type(exc.__cause__).__name__)))
+    return transport_error("OpenAI-compatible server", exc)
+
+
+def _text_of(response: Any) -> str:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise FallThroughError("OpenAI-compatible server returned no choices", reason="empty")
+    choice = choices[0]
+    if getattr(choice, "finish_reason", None) == "content_filter":
+        raise FallThroughError("OpenAI-compatible server filtered the answer", reason="blocked")
+    text = (getattr(choice.message, "content", None) or "").strip()
+    if not text:
+        raise FallThroughError("OpenAI-compatible server returned an empty answer", reason="empty")
+    return text
