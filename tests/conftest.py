@@ -27,7 +27,7 @@ from rag.ingestion import ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
 from rag.settings import RagSettings
 from rag.store import KnowledgeStore
-from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.gemini_server import FakeGemini, FakeOpenAI
 from tests.fakes.tiny_model import build_tiny_gpt2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,19 @@ def fake_gemini_server() -> Iterator[FakeGemini]:
 def fake_gemini(fake_gemini_server: FakeGemini) -> FakeGemini:
     fake_gemini_server.reset()
     return fake_gemini_server
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
+    fake_openai_server.reset()
+    return fake_openai_server
 
 
 @pytest.fixture(scope="session")

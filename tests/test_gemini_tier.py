@@ -142,3 +142,14 @@ def test_without_key_the_tier_is_skipped(fake_gemini: FakeGemini) -> None:
     result = run(GeneratorChain(tiers).generate(PROMPT))
     assert result.provider == "extractive" and not result.degraded
     assert fake_gemini.calls == 0
+
+
+def test_a_reset_connection_is_one_call_not_an_sdk_retry(fake_gemini: FakeGemini) -> None:
+    import time
+
+    fake_gemini.reset(default=Reply(reset=True))
+    started = time.monotonic()
+    with pytest.raises(RetryableError) as caught:
+        run(gemini(fake_gemini).generate(PROMPT, timeout=5.0))
+    assert caught.value.reason == "connection"
+    assert fake_gemini.calls == 1 and time.monotonic() - started < 1.0

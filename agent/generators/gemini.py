@@ -42,7 +42,11 @@ class GeminiGenerator:
             from google import genai
             from google.genai import types
 
-            options = types.HttpOptions(base_url=self._base_url) if self._base_url else None
+            # One attempt, explicitly: with no retry options the SDK quietly retries connection errors
+            # after sleeping 1-10 s, under our own retries and past the visitor's deadline.
+            options = types.HttpOptions(
+                base_url=self._base_url, retry_options=types.HttpRetryOptions(attempts=1)
+            )
             self._client = genai.Client(api_key=self._api_key, http_options=options)
         return self._client
 

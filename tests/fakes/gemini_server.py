@@ -1,50 +1,55 @@
-"""A fake Gemini REST server on 127.0.0.1 that the real google-genai SDK talks to over HTTP.
-
-Replies are scripted per test; every request is recorded with its arrival time.
-"""
+"""Fake LLM servers on 127.0.0.1 that the real SDKs talk to over HTTP: Gemini's REST API and the OpenAI
+chat-completions protocol. Replies are scripted per test; every request is recorded with its arrival time."""
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
+
+Protocol = Literal["gemini", "openai"]
 
 
 @dataclass
 class Reply:
     status: int = 200
-    text: str | None = "Hello from the fake Gemini."
+    text: str | None = "Hello from the fake model."
     body: Any = None  # overrides the generated body: dict -> JSON, bytes -> raw
-    delay: float = 0.0
+    delay: float = 0.0  # seconds before answering: longer than the client's timeout is a hang
+    reset: bool = False  # drop the connection (TCP reset) instead of answering
     headers: dict[str, str] = field(default_factory=dict)
 
-    def payload(self) -> bytes:
+    def payload(self, protocol: Protocol) -> bytes:
         if isinstance(self.body, bytes):
             return self.body
         if self.body is not None:
             return json.dumps(self.body).encode()
         if self.status >= 400:
+            error = {"code": self.status, "message": "upstream says no (secret detail)", "status": "ERR"}
+            return json.dumps({"error": error}).encode()
+        if protocol == "openai":
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": self.text},
+                "finish_reason": "stop",
+            }
             return json.dumps(
                 {
-                    "error": {
-                        "code": self.status,
-                        "message": "upstream says no (secret detail)",
-                        "status": "ERR",
-                    }
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "fake",
+                    "choices": [choice],
                 }
             ).encode()
-        return json.dumps(
-            {
-                "candidates": [
-                    {"content": {"role": "model", "parts": [{"text": self.text}]}, "finishReason": "STOP"}
-                ],
-                "modelVersion": "fake-gemini",
-            }
-        ).encode()
+        candidate = {"content": {"role": "model", "parts": [{"text": self.text}]}, "finishReason": "STOP"}
+        return json.dumps({"candidates": [candidate], "modelVersion": "fake-gemini"}).encode()
 
 
 @dataclass
@@ -55,7 +60,9 @@ class Recorded:
     at: float
 
 
-class FakeGemini:
+class FakeLLMServer:
+    protocol: Protocol = "gemini"
+
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
         self.default = Reply()
@@ -64,6 +71,8 @@ class FakeGemini:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -72,9 +81,18 @@ class FakeGemini:
                         Recorded(self.path, dict(self.headers), json.loads(raw or b"{}"), time.monotonic())
                     )
                     reply = fake.script.popleft() if fake.script else fake.default
+                if reply.reset:
+                    # SO_LINGER 0 makes close() send a TCP reset; the file objects must go first, or
+                    # they keep the socket open.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.rfile.close()
+                    self.wfile.close()
+                    self.connection.close()
+                    self.close_connection = True
+                    return
                 if reply.delay:
                     time.sleep(reply.delay)
-                payload = reply.payload()
+                payload = reply.payload(fake.protocol)
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
@@ -98,7 +116,7 @@ class FakeGemini:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> FakeGemini:
+    def start(self) -> FakeLLMServer:
         self._thread.start()
         return self
 
@@ -115,3 +133,17 @@ class FakeGemini:
     @property
     def calls(self) -> int:
         return len(self.requests)
+
+
+class FakeGemini(FakeLLMServer):
+    protocol: Protocol = "gemini"
+
+
+class FakeOpenAI(FakeLLMServer):
+    """Speaks chat completions; clients take `url + "/v1"` as their base URL."""
+
+    protocol: Protocol = "openai"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
