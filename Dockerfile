@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     LOG_FORMAT=json \
     KNOWLEDGE_DIR=/app/knowledge \
-    CHROMA_PATH=/app/chroma_db
+    CHROMA_PATH=/app/chroma_db \
+    MODELS_DIR=/app/models
 
 WORKDIR /app
 
@@ -28,9 +29,17 @@ RUN pip install .
 
 COPY knowledge ./knowledge
 
+# Bake local models into the image (comma-separated hub ids), e.g.
+#   docker build --build-arg BAKE_MODELS=Qwen/Qwen2.5-0.5B-Instruct .
+# Empty by default: the local tier is then skipped unless models are mounted at /app/models.
+ARG BAKE_MODELS=""
+RUN mkdir -p /app/models && for model in $(echo "${BAKE_MODELS}" | tr ',' ' '); do \
+        HF_HUB_OFFLINE=0 python -m agent download-models --model "${model}" || exit 1; \
+    done
+
 RUN useradd --create-home --uid 10001 app \
     && mkdir -p /app/chroma_db \
-    && chown -R app:app /app/chroma_db
+    && chown -R app:app /app/chroma_db /app/models
 USER app
 
 EXPOSE 8000

@@ -6,9 +6,9 @@ import platform
 import sys
 from collections.abc import Callable
 
-from bench import startup
+from bench import fallback, startup
 
-BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {"startup": startup.run}
+BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {"startup": startup.run, "fallback": fallback.run}
 
 
 def main(argv: list[str]) -> int:

@@ -94,6 +94,7 @@ class LocalGenerator:
         self._broken: str | None = None  # why it can never load (bad files): permanent until restart
         self._waiting = 0  # generations running or queued, counted on the event loop
         self._mean_seconds: float | None = None
+        self.tokens_generated = 0  # new tokens produced since start, for throughput figures
         self._last_used = 0.0
         self._unload_timer: threading.Timer | None = None
         # CPU generation runs one at a time, and loading and unloading happen on the same thread.
@@ -186,6 +187,7 @@ class LocalGenerator:
                 **sampling,
             )
         elapsed = time.monotonic() - started
+        self.tokens_generated += int(output.shape[-1] - prompt_len)
         self._mean_seconds = (
             elapsed if self._mean_seconds is None else (_EWMA * elapsed + (1 - _EWMA) * self._mean_seconds)
         )

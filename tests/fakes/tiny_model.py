@@ -23,7 +23,7 @@ def build_tiny_gpt2(folder: Path, *, chat_template: bool, never_stops: bool = Fa
     ] * 20
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")  # type: ignore[no-untyped-call]
     if chat_template:
         tokenizer.chat_template = CHAT_TEMPLATE
     config = GPT2Config(
