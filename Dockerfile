@@ -34,7 +34,7 @@ COPY knowledge ./knowledge
 # Empty by default: the local tier is then skipped unless models are mounted at /app/models.
 ARG BAKE_MODELS=""
 RUN mkdir -p /app/models && for model in $(echo "${BAKE_MODELS}" | tr ',' ' '); do \
-        HF_HUB_OFFLINE=0 python -m agent download-models --model "${model}" || exit 1; \
+        HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m agent download-models --model "${model}" || exit 1; \
     done
 
 RUN useradd --create-home --uid 10001 app \

@@ -55,7 +55,16 @@ def configure_logging(settings: LoggingSettings) -> None:
     root.handlers = [handler]
     root.setLevel(settings.log_level)
     # Libraries that are chatty at INFO: their detail is rarely what an operator needs.
-    for noisy in ("httpx", "httpcore", "chromadb", "sentence_transformers", "urllib3", "google_genai"):
+    noisy_libraries = (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "chromadb",
+        "sentence_transformers",
+        "urllib3",
+        "google_genai",
+    )
+    for noisy in noisy_libraries:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []

@@ -1,0 +1,5 @@
+import sys
+
+from agent.models_cli import main
+
+sys.exit(main())
