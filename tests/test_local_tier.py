@@ -16,6 +16,7 @@ from agent.generators.extractive import ExtractiveGenerator
 from agent.generators.local import LocalGenerator, estimate_load_bytes, find_local_weights, model_slug
 from agent.prompting import Prompt
 from rag.retriever import Passage
+from tests.conftest import AppFactory
 from tests.fakes.tiny_model import build_tiny_gpt2
 
 PROMPT = Prompt(
@@ -225,3 +226,51 @@ def test_reply_is_cut_where_a_base_model_starts_a_new_turn() -> None:
 
     assert _cut_at_stop("\n\n\n\nWe are in Bristol.\nQuestion: and parking?") == "We are in Bristol."
     assert _cut_at_stop("Open 9 to 5.\n\n\n\nUnrelated rambling") == "Open 9 to 5."
+
+
+def test_the_app_preloads_the_local_model_and_answers_with_it(
+    make_client: AppFactory, tiny_chat_model: Path
+) -> None:
+    client = make_client(
+        agent={
+            "llm_chain": "local,extractive",
+            "fallback_model_name": str(tiny_chat_model),
+            "local_model_preload": True,
+            "chat_max_tokens": 16,
+        }
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        local = client.get("/health").json()["llm"]["chain"][0]
+        if local["loaded"]:
+            break
+        assert time.monotonic() < deadline, local
+        time.sleep(0.05)
+    assert (local["provider"], local["state"], local["configured"]) == ("local", "ready", True)
+
+    body = client.post("/chat", json={"message": "Where is your office?"}).json()
+    assert body["status"] == "success" and body["model_info"]["provider"] == "local"
+    assert body["model_info"]["model"] == str(tiny_chat_model)
+    assert client.get("/stats/llm").json()["tiers"]["local"]["answered"] == 1
+
+
+def test_minimal_resources_picks_a_much_smaller_default() -> None:
+    from agent.settings import DEFAULT_LOCAL_MODEL, MINIMAL_LOCAL_MODEL, AgentSettings
+
+    assert AgentSettings(_env_file=None).local_model_name == DEFAULT_LOCAL_MODEL
+    assert AgentSettings(_env_file=None, minimal_resources=True).local_model_name == MINIMAL_LOCAL_MODEL
+    chosen = AgentSettings(_env_file=None, minimal_resources=True, fallback_model_name="my/model")
+    assert chosen.local_model_name == "my/model"  # an explicit choice wins
+
+
+@pytest.mark.parametrize(
+    ("chain", "message"),
+    [("gemini,bard", "unknown tier"), ("extractive,gemini", "must come last"), ("local,local", "only once")],
+)
+def test_bad_chains_are_refused_at_start(chain: str, message: str) -> None:
+    from pydantic import ValidationError
+
+    from agent.settings import AgentSettings
+
+    with pytest.raises(ValidationError, match=message):
+        AgentSettings(_env_file=None, llm_chain=chain)
