@@ -149,6 +149,20 @@ def test_refuses_to_load_when_free_memory_is_short(
     assert any("local_model_refused" in r.getMessage() for r in caplog.records)
 
 
+def test_a_memory_refusal_is_checked_again_later(tiny_chat_model: Path) -> None:
+    generator = LocalGenerator(
+        str(tiny_chat_model), params=GREEDY, memory_reserve_mb=10**9, memory_recheck_seconds=0.3
+    )
+    with pytest.raises(TierUnavailable):
+        asyncio.run(generator.generate(PROMPT, timeout=5))
+    assert generator.status().state == "unavailable"
+    time.sleep(0.4)
+    assert generator.status().state == "idle"  # worth another try: the chain will call it again
+    generator._memory_reserve = 0  # memory was freed meanwhile
+    assert asyncio.run(generator.generate(PROMPT, timeout=10))
+    assert generator.status().loaded is True
+
+
 def test_memory_estimate_scales_the_weights_to_the_loaded_dtype(tiny_chat_model: Path) -> None:
     weights = sum(p.stat().st_size for p in tiny_chat_model.glob("*.safetensors"))
     as_fp32 = estimate_load_bytes(tiny_chat_model, 4)

@@ -80,6 +80,7 @@ class LocalGenerator:
         params: GenerationParams | None = None,
         idle_seconds: float = 0.0,
         memory_reserve_mb: int = 256,
+        memory_recheck_seconds: float = 60.0,
     ) -> None:
         self.model = model_name
         self._models_dir = models_dir
@@ -91,6 +92,8 @@ class LocalGenerator:
         self._weights: Path | None = None
         self._located = False
         self._refusal: str | None = None  # why the model may not load right now (memory)
+        self._refused_at = 0.0
+        self._recheck_seconds = memory_recheck_seconds  # memory frees up: a refusal is not forever
         self._broken: str | None = None  # why it can never load (bad files): permanent until restart
         self._waiting = 0  # generations running or queued, counted on the event loop
         self._mean_seconds: float | None = None
@@ -109,7 +112,7 @@ class LocalGenerator:
             return TierStatus("unavailable", self._broken, loaded=False)
         if self._locate() is None:
             return TierStatus("unavailable", "weights not on disk", loaded=False)
-        if self._refusal:
+        if self._refusal and time.monotonic() - self._refused_at < self._recheck_seconds:
             return TierStatus("unavailable", self._refusal, loaded=False)
         return TierStatus("idle", "loading" if self._loading else "loads on first use", loaded=False)
 
@@ -243,6 +246,7 @@ class LocalGenerator:
                 f"not enough free memory: needs about {needed // 2**20} MB, "
                 f"{max(0, free - self._memory_reserve) // 2**20} MB available"
             )
+            self._refused_at = time.monotonic()
             log.error("local_model_refused", model=self.model, reason=self._refusal)
             raise TierUnavailable(self._refusal, reason="low_memory")
         self._refusal = None
