@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
 
-from agent.chain import GeneratorChain
+from agent.chain import GeneratorChain, StreamInterrupted, StreamStart
 from agent.errors import AllTiersFailed
 from agent.prompting import Prompt
 from rag.errors import RetrievalError
@@ -33,6 +34,26 @@ class Answer:
         """Only answers from the best tier available are cached: once a failing model recovers,
         visitors get its answers at once instead of a stale fallback for a whole cache TTL."""
         return self.status == "success" and not self.degraded
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    passages: tuple[Passage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The end of a streamed answer: the whole answer, or an apology when it could not be given."""
+
+    answer: Answer
+
+
+AnswerEvent = Sources | Text | Done
 
 
 class Agent:
@@ -67,9 +88,54 @@ class Agent:
             degraded=generation.degraded,
         )
 
-    def _apology(self, started: float, passages: tuple[Passage, ...] = ()) -> Answer:
+    async def stream(self, question: str) -> AsyncIterator[AnswerEvent]:
+        """The sources first, then the answer as it is generated, then `Done`."""
+        started = time.perf_counter()
+        try:
+            passages = tuple(await asyncio.to_thread(self.retriever.retrieve, question))
+        except RetrievalError as exc:
+            log.error("retrieval_failed", error=str(exc))
+            yield Done(self._apology(started))
+            return
+        yield Sources(passages)
+        pieces: list[str] = []
+        start: StreamStart | None = None
+        try:
+            async for event in self.chain.stream(Prompt(question, passages)):
+                if isinstance(event, StreamStart):
+                    start = event
+                    continue
+                pieces.append(event)
+                yield Text(event)
+        except AllTiersFailed as exc:
+            log.error("answer_failed", reason=str(exc))
+            yield Done(self._apology(started, passages))
+            return
+        except StreamInterrupted as exc:
+            log.error("answer_interrupted", reason=str(exc))
+            yield Done(self._apology(started, passages, interrupted=True))
+            return
+        assert start is not None  # a tier that finished has started
+        yield Done(
+            Answer(
+                text="".join(pieces).strip(),
+                status="success",
+                provider=start.provider,
+                model=start.model,
+                response_time=_since(started),
+                sources=passages,
+                degraded=start.degraded,
+            )
+        )
+
+    def _apology(
+        self, started: float, passages: tuple[Passage, ...] = (), interrupted: bool = False
+    ) -> Answer:
+        opening = (
+            "Sorry, the answer was interrupted." if interrupted else "Sorry, I can't answer that right now."
+        )
         return Answer(
-            text=f"Sorry, I can't answer that right now. {self.contact_hint}",
+            text=f"{opening} {self.contact_hint}",
             status="error",
             provider="none",
             model="none",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -46,6 +46,19 @@ class Generation:
     provider: str
     model: str
     degraded: bool  # a tier after the best usable one answered
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """Sent once, before the first piece of a streamed answer: which tier is answering."""
+
+    provider: str
+    model: str
+    degraded: bool
+
+
+class StreamInterrupted(Exception):
+    """A tier failed after it had streamed part of its answer: too late to fall through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,85 +107,172 @@ class GeneratorChain:
         best = self.active()
         failures: list[str] = []
         for tier in self.tiers:
-            generator = tier.generator
-            provider = generator.provider
-            if not generator.status().usable:
-                continue
-            if not tier.last_resort and ends_at - self._clock() < LAST_RESORT_RESERVE + MIN_CALL_SECONDS:
-                self.stats.skip(provider, "deadline")
-                failures.append(f"{provider}: deadline")
-                continue
-            if tier.breaker is not None and not tier.breaker.allow():
-                self.stats.skip(provider, "circuit_open")
-                failures.append(f"{provider}: circuit open")
+            if not self._admit(tier, ends_at, failures):
                 continue
             try:
                 text = await self._call(tier, prompt, ends_at)
             except GenerationError as exc:
-                failures.append(f"{provider}: {exc.reason}")
-                log.warning("generation_tier_failed", tier=provider, reason=exc.reason, detail=str(exc))
+                self._give_up(tier, exc, failures)
                 continue
-            degraded = generator is not best
-            self.stats.request_done(provider, degraded=degraded)
-            return Generation(text, provider, generator.model, degraded=degraded)
+            degraded = tier.generator is not best
+            self.stats.request_done(tier.generator.provider, degraded=degraded)
+            return Generation(text, tier.generator.provider, tier.generator.model, degraded=degraded)
         self.stats.request_done(None)
         raise AllTiersFailed("every tier failed: " + ", ".join(failures or ["none usable"]))
 
+    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamStart | str]:
+        """`StreamStart` once a tier produces its first piece, then the pieces. A tier that fails before its
+        first piece falls through to the next one inside the same stream; one that fails after it raises
+        `StreamInterrupted` (the visitor already has part of its answer)."""
+        ends_at = self._clock() + self.deadline
+        best = self.active()
+        failures: list[str] = []
+        for tier in self.tiers:
+            if not self._admit(tier, ends_at, failures):
+                continue
+            generator = tier.generator
+            start = StreamStart(generator.provider, generator.model, degraded=generator is not best)
+            try:
+                async for piece in self._stream_tier(tier, prompt, ends_at, start):
+                    yield piece
+            except GenerationError as exc:
+                self._give_up(tier, exc, failures)
+                continue
+            self.stats.request_done(generator.provider, degraded=start.degraded)
+            return
+        self.stats.request_done(None)
+        raise AllTiersFailed("every tier failed: " + ", ".join(failures or ["none usable"]))
+
+    def _admit(self, tier: Tier, ends_at: float, failures: list[str]) -> bool:
+        provider = tier.generator.provider
+        if not tier.generator.status().usable:
+            return False
+        if not tier.last_resort and ends_at - self._clock() < LAST_RESORT_RESERVE + MIN_CALL_SECONDS:
+            self.stats.skip(provider, "deadline")
+            failures.append(f"{provider}: deadline")
+            return False
+        if tier.breaker is not None and not tier.breaker.allow():
+            self.stats.skip(provider, "circuit_open")
+            failures.append(f"{provider}: circuit open")
+            return False
+        return True
+
+    @staticmethod
+    def _give_up(tier: Tier, exc: GenerationError, failures: list[str]) -> None:
+        failures.append(f"{tier.generator.provider}: {exc.reason}")
+        log.warning(
+            "generation_tier_failed", tier=tier.generator.provider, reason=exc.reason, detail=str(exc)
+        )
+
+    def _max_retries(self, tier: Tier) -> int:
+        trial = tier.breaker is not None and tier.breaker.state == "half_open"
+        return tier.retry.max_retries if tier.retry is not None and not trial else 0
+
+    def _budget(self, tier: Tier, ends_at: float) -> float:
+        """Seconds this attempt may take: the tier's timeout, within what the deadline leaves."""
+        if tier.last_resort:
+            return tier.timeout
+        left = ends_at - self._clock() - LAST_RESORT_RESERVE
+        if left < MIN_CALL_SECONDS:
+            self.stats.skip(tier.generator.provider, "deadline")
+            raise FallThroughError("no time left before the deadline", reason="deadline")
+        return min(tier.timeout, left)
+
+    def _succeeded(self, tier: Tier, seconds: float) -> None:
+        self.stats.success(tier.generator.provider, seconds)
+        if tier.breaker is not None:
+            tier.breaker.record_success()
+
+    def _failed(self, tier: Tier, error: GenerationError) -> None:
+        self.stats.failure(tier.generator.provider, error.reason)
+        if tier.breaker is not None:
+            if error.unhealthy:
+                tier.breaker.record_failure()
+            else:  # the tier answered; only this request could not be served
+                tier.breaker.record_success()
+
+    async def _wait_to_retry(self, tier: Tier, error: GenerationError, attempt: int, ends_at: float) -> None:
+        """Wait before trying the tier again, or raise `error` when another attempt is not worth it."""
+        if not isinstance(error, RetryableError) or tier.retry is None or attempt >= self._max_retries(tier):
+            raise error
+        if tier.breaker is not None and tier.breaker.state != "closed":
+            raise error  # the circuit just opened: stop hammering the tier
+        delay = tier.retry.delay(attempt, error.retry_after)
+        if delay is None or self._clock() + delay + MIN_CALL_SECONDS > ends_at - LAST_RESORT_RESERVE:
+            raise error  # the upstream asks for too long, or waiting would leave no time for an attempt
+        self.stats.retry(tier.generator.provider)
+        log.info(
+            "generation_retry",
+            tier=tier.generator.provider,
+            attempt=attempt + 1,
+            delay_s=round(delay, 3),
+            reason=error.reason,
+        )
+        await tier.retry.sleep(delay)
+
     async def _call(self, tier: Tier, prompt: Prompt, ends_at: float) -> str:
         """One tier: attempts with retries, each bounded by the tier's timeout and the deadline."""
-        generator, provider = tier.generator, tier.generator.provider
-        trial = tier.breaker is not None and tier.breaker.state == "half_open"
-        max_retries = tier.retry.max_retries if tier.retry is not None and not trial else 0
         attempt = 0
         while True:
-            budget = tier.timeout
-            if not tier.last_resort:
-                left = ends_at - self._clock() - LAST_RESORT_RESERVE
-                if left < MIN_CALL_SECONDS:
-                    self.stats.skip(provider, "deadline")
-                    raise FallThroughError("no time left before the deadline", reason="deadline")
-                budget = min(budget, left)
-            self.stats.attempt(provider)
+            budget = self._budget(tier, ends_at)
+            self.stats.attempt(tier.generator.provider)
             started = self._clock()
             try:
                 async with asyncio.timeout(budget + TIMEOUT_GRACE):
-                    text = await generator.generate(prompt, timeout=budget)
+                    text = await tier.generator.generate(prompt, timeout=budget)
             except TimeoutError:
-                error: GenerationError = RetryableError(
-                    f"{provider} timed out after {budget:.1f}s", reason="timeout"
-                )
+                error: GenerationError = _timed_out(tier, budget)
             except GenerationError as exc:
                 error = exc
             else:
-                self.stats.success(provider, self._clock() - started)
-                if tier.breaker is not None:
-                    tier.breaker.record_success()
+                self._succeeded(tier, self._clock() - started)
                 return text
+            self._failed(tier, error)
+            await self._wait_to_retry(tier, error, attempt, ends_at)
+            attempt += 1
 
-            self.stats.failure(provider, error.reason)
-            if tier.breaker is not None:
-                if error.unhealthy:
-                    tier.breaker.record_failure()
-                else:  # the tier answered; only this request could not be served
-                    tier.breaker.record_success()
-            if not isinstance(error, RetryableError) or attempt >= max_retries or tier.retry is None:
-                raise error
-            if tier.breaker is not None and tier.breaker.state != "closed":
-                raise error  # the circuit just opened: stop hammering the tier
-            delay = tier.retry.delay(attempt, error.retry_after)
-            if delay is None or self._clock() + delay + MIN_CALL_SECONDS > ends_at - LAST_RESORT_RESERVE:
-                raise error  # waiting would not leave time for another attempt
-            self.stats.retry(provider)
-            log.info(
-                "generation_retry",
-                tier=provider,
-                attempt=attempt + 1,
-                delay_s=round(delay, 3),
-                reason=error.reason,
-            )
-            await tier.retry.sleep(delay)
+    async def _stream_tier(
+        self, tier: Tier, prompt: Prompt, ends_at: float, start: StreamStart
+    ) -> AsyncIterator[StreamStart | str]:
+        """Like `_call`, streaming. Each wait for a piece is bounded on its own, never across a `yield`:
+        a timeout spanning a yield would fire inside whatever the consumer is doing at that moment."""
+        attempt = 0
+        while True:
+            budget = self._budget(tier, ends_at)
+            self.stats.attempt(tier.generator.provider)
+            started = self._clock()
+            stops_at = started + budget + TIMEOUT_GRACE
+            pieces = tier.generator.stream(prompt, timeout=budget).__aiter__()
+            produced = False
+            try:
+                while True:
+                    try:
+                        piece = await asyncio.wait_for(anext(pieces), max(0.001, stops_at - self._clock()))
+                    except StopAsyncIteration:
+                        break
+                    if not produced:
+                        produced = True
+                        yield start
+                    yield piece
+            except TimeoutError:
+                error: GenerationError = _timed_out(tier, budget)
+            except GenerationError as exc:
+                error = exc
+            else:
+                self._succeeded(tier, self._clock() - started)
+                return
+            finally:
+                await pieces.aclose()  # type: ignore[attr-defined]
+            self._failed(tier, error)
+            if produced:
+                raise StreamInterrupted(f"{tier.generator.provider} stopped mid-answer: {error.reason}")
+            await self._wait_to_retry(tier, error, attempt, ends_at)
             attempt += 1
 
     async def aclose(self) -> None:
         for tier in self.tiers:
             await tier.generator.aclose()
+
+
+def _timed_out(tier: Tier, budget: float) -> RetryableError:
+    return RetryableError(f"{tier.generator.provider} timed out after {budget:.1f}s", reason="timeout")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from slowapi import Limiter
 
-from agent.agent import Answer
-from api import __version__
-from api.cache import cache_key
+from agent.agent import Answer, AnswerEvent, Sources, Text
+from api import __version__, sse
+from api.cache import AnswerCache, cache_key
 from api.deps import ServicesDep
 from api.schemas import (
     CacheCleared,
@@ -29,11 +31,14 @@ from api.schemas import (
     TierStatsOut,
 )
 from api.settings import ApiSettings
+from api.sse import SSE_HEADERS
+from rag.retriever import Passage
 
 log = structlog.get_logger(__name__)
 
 ENDPOINTS = {
     "POST /chat": "Ask a question; answers come with their sources.",
+    "POST /chat/stream": "The same, streamed as Server-Sent Events (sources, token..., done).",
     "GET /health": "Liveness, active model, vector count (never rate limited).",
     "GET /stats/llm": "Per-tier attempts, failures, retries, latency, fallback rate, circuits.",
     "GET /cache/stats": "Answer-cache statistics (admin).",
@@ -90,7 +95,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         )
 
     @router.post("/chat", response_model=ChatResponse, responses={**_RATE_LIMITED, 422: {"model": ErrorBody}})
-    @limiter.limit(settings.rate_limit_chat)
+    @limiter.shared_limit(settings.rate_limit_chat, scope="chat")  # one budget for /chat and its stream
     async def chat(
         request: Request, response: Response, body: ChatRequest, services: ServicesDep
     ) -> ChatResponse:
@@ -106,6 +111,29 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         if answer.cacheable:
             cache.set(key, answer)
         return _answered(answer, cached=False, elapsed=time.perf_counter() - started)
+
+    @router.post(
+        "/chat/stream",
+        responses={
+            **_RATE_LIMITED,
+            422: {"model": ErrorBody},
+            200: {"content": {"text/event-stream": {}}, "description": "sources, token..., done | error"},
+        },
+    )
+    @limiter.shared_limit(settings.rate_limit_chat, scope="chat")  # one budget for /chat and its stream
+    async def chat_stream(
+        request: Request, response: Response, body: ChatRequest, services: ServicesDep
+    ) -> StreamingResponse:
+        """The answer as Server-Sent Events: `sources`, then `token` pieces, then `done` (or `error`)."""
+        started = time.perf_counter()
+        cache = services.cache
+        key = cache_key(body.message, services.agent.cache_context())
+        hit = cache.get(key) if body.use_cache and cache.enabled else None
+        if hit is not None:
+            events = _replay(hit, started)
+        else:
+            events = _stream_answer(services.agent.stream(body.message), cache, key, started)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @router.get("/stats/llm", response_model=LlmStats, responses=_RATE_LIMITED)
     @limiter.limit(settings.rate_limit_stats)
@@ -145,6 +173,42 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         return CacheCleared(message=f"Cache cleared. Removed {removed} entries", removed=removed)
 
     return router
+
+
+def _sources(passages: tuple[Passage, ...]) -> list[dict[str, Any]]:
+    return [Source(id=p.id, title=p.title, source=p.source, score=p.score).model_dump() for p in passages]
+
+
+def _done(answer: Answer, *, cached: bool, elapsed: float) -> str:
+    response = _answered(answer, cached=cached, elapsed=elapsed)
+    return sse.event(
+        "done", {"status": response.status, "cached": cached, "model_info": response.model_info.model_dump()}
+    )
+
+
+async def _replay(answer: Answer, started: float) -> AsyncIterator[str]:
+    """A cached answer, in the same events as a generated one: a few pieces at once."""
+    yield sse.event("sources", _sources(answer.sources))
+    for line in answer.text.splitlines(keepends=True):
+        yield sse.event("token", {"text": line})
+    yield _done(answer, cached=True, elapsed=time.perf_counter() - started)
+
+
+async def _stream_answer(
+    events: AsyncIterator[AnswerEvent], cache: AnswerCache[Answer], key: str, started: float
+) -> AsyncIterator[str]:
+    async for item in events:
+        if isinstance(item, Sources):
+            yield sse.event("sources", _sources(item.passages))
+        elif isinstance(item, Text):
+            yield sse.event("token", {"text": item.text})
+        elif item.answer.status == "success":
+            if item.answer.cacheable:
+                cache.set(key, item.answer)
+            yield _done(item.answer, cached=False, elapsed=time.perf_counter() - started)
+        else:
+            _answered(item.answer, cached=False, elapsed=time.perf_counter() - started)  # logs it
+            yield sse.event("error", {"message": item.answer.text})
 
 
 def _answered(answer: Answer, *, cached: bool, elapsed: float) -> ChatResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -43,6 +44,11 @@ class Generator(Protocol):
 
     async def generate(self, prompt: Prompt, *, timeout: float) -> str:
         """The answer text within `timeout` seconds, or a `GenerationError` saying why not."""
+        ...
+
+    def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
+        """The answer in pieces as they are generated; the same errors as `generate`, raised before or
+        between pieces."""
         ...
 
     async def aclose(self) -> None: ...

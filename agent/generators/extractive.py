@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from agent.errors import FallThroughError
@@ -134,6 +135,12 @@ class ExtractiveGenerator:
         if titles:
             lines += ["", f"Source: {', '.join(titles)}."]
         return "\n".join(lines)
+
+    async def stream(self, prompt: Prompt, *, timeout: float = 0.0) -> AsyncIterator[str]:
+        """No model to wait for: the whole answer, a line at a time."""
+        lines = (await self.generate(prompt, timeout=timeout)).split("\n")
+        for index, line in enumerate(lines):
+            yield line if index == len(lines) - 1 else f"{line}\n"
 
     async def aclose(self) -> None:
         return None

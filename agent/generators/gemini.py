@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
@@ -50,12 +51,12 @@ class GeminiGenerator:
             self._client = genai.Client(api_key=self._api_key, http_options=options)
         return self._client
 
-    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+    def _config(self, prompt: Prompt, timeout: float) -> Any:
         if not self._api_key:
             raise TierUnavailable("GOOGLE_API_KEY is not set", reason="not_configured")
         from google.genai import types
 
-        config = types.GenerateContentConfig(
+        return types.GenerateContentConfig(
             system_instruction=prompt.system,
             max_output_tokens=self._params.max_tokens,
             temperature=self._params.temperature,
@@ -63,6 +64,9 @@ class GeminiGenerator:
             top_k=self._params.top_k,
             http_options=types.HttpOptions(timeout=max(1, int(timeout * 1000))),
         )
+
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+        config = self._config(prompt, timeout)
         try:
             response = await self._get_client().aio.models.generate_content(
                 model=self.model, contents=prompt.user_message(), config=config
@@ -70,6 +74,25 @@ class GeminiGenerator:
         except Exception as exc:  # classified right here, once, into our error tree
             raise classify(exc) from exc
         return _text_of(response)
+
+    async def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
+        config = self._config(prompt, timeout)
+        produced = False
+        try:
+            chunks = await self._get_client().aio.models.generate_content_stream(
+                model=self.model, contents=prompt.user_message(), config=config
+            )
+            async for chunk in chunks:
+                piece = _piece_of(chunk, first=not produced)
+                if piece:
+                    produced = True
+                    yield piece
+        except GenerationError:
+            raise
+        except Exception as exc:  # classified right here, once, into our error tree
+            raise classify(exc) from exc
+        if not produced:
+            raise FallThroughError("Gemini streamed no text", reason="empty")
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -107,6 +130,26 @@ def _is_aiohttp_error(exc: BaseException) -> bool:
     except ImportError:
         return False
     return isinstance(exc, aiohttp.ClientError)
+
+
+def _piece_of(chunk: Any, *, first: bool) -> str:
+    """The text of one streamed chunk; a block or an empty finish before any text is a fall-through."""
+    feedback = getattr(chunk, "prompt_feedback", None)
+    if feedback is not None and getattr(feedback, "block_reason", None):
+        raise FallThroughError(f"Gemini blocked the prompt: {feedback.block_reason}", reason="blocked")
+    candidates = getattr(chunk, "candidates", None) or []
+    if not candidates or candidates[0].content is None:
+        return ""
+    text = "".join(
+        getattr(p, "text", None) or ""
+        for p in candidates[0].content.parts or []
+        if not getattr(p, "thought", False)
+    )
+    if first and not text.strip():
+        finish = str(getattr(candidates[0], "finish_reason", "") or "")
+        if "SAFETY" in finish or "BLOCK" in finish:
+            raise FallThroughError(f"Gemini stopped the answer: {finish}", reason="blocked")
+    return text.lstrip() if first else text
 
 
 def _text_of(response: Any) -> str:

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,8 @@ class LocalGenerator:
 
     # -- generation ----------------------------------------------------------------------------
 
-    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+    def _admit(self, timeout: float) -> None:
+        """Refuse now rather than queue a visitor behind generations that would outlast the timeout."""
         if self._locate() is None:
             raise TierUnavailable(f"local model {self.model} is not on disk", reason="no_weights")
         if self._broken:
@@ -141,6 +143,9 @@ class LocalGenerator:
             # Unknown speed counts as too slow: better the next tier now than a visitor left waiting.
             if mean is None or (self._waiting + 1) * mean > timeout:
                 raise TierUnavailable("local model busy", reason="busy")
+
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+        self._admit(timeout)
         self._waiting += 1
         deadline = time.monotonic() + timeout
         try:
@@ -150,7 +155,56 @@ class LocalGenerator:
             self._waiting -= 1
             self._schedule_unload()
 
-    def _generate_blocking(self, prompt: Prompt, deadline: float) -> str:
+    async def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
+        self._admit(timeout)
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(piece: str | None) -> None:  # called on the generation thread
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+        self._waiting += 1
+        deadline = time.monotonic() + timeout
+        finished = loop.run_in_executor(self._executor, self._generate_blocking, prompt, deadline, emit, stop)
+        cutter = StopCutter()
+        try:
+            while (piece := await pieces.get()) is not None:
+                released = cutter.feed(piece)
+                if released:
+                    yield released
+                if cutter.stopped:
+                    stop.set()  # the model began a new turn: no need to generate it
+                    break
+            await finished  # raises what went wrong on the generation thread
+            tail = cutter.finish()
+            if tail:
+                yield tail
+        finally:
+            stop.set()  # the consumer may have left early: let the generation end
+            self._waiting -= 1
+            self._schedule_unload()
+
+    def _generate_blocking(
+        self,
+        prompt: Prompt,
+        deadline: float,
+        emit: Callable[[str | None], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> str:
+        try:
+            return self._generate_on_thread(prompt, deadline, emit, stop)
+        finally:
+            if emit is not None:
+                emit(None)  # the end of the stream, whatever happened
+
+    def _generate_on_thread(
+        self,
+        prompt: Prompt,
+        deadline: float,
+        emit: Callable[[str | None], None] | None,
+        stop: threading.Event | None,
+    ) -> str:
         if deadline - time.monotonic() < 0.2:
             raise TierUnavailable("waited too long behind other generations", reason="busy")
         tokenizer, model = self._load()
@@ -178,6 +232,11 @@ class LocalGenerator:
             if params.temperature > 0
             else {"do_sample": False}
         )
+        extras: dict[str, Any] = {}
+        if emit is not None:
+            extras["streamer"] = _streamer(tokenizer, emit)
+        if stop is not None:
+            extras["stopping_criteria"] = _stopping(stop)
         started = time.monotonic()
         with torch.inference_mode():
             output = model.generate(
@@ -188,6 +247,7 @@ class LocalGenerator:
                 eos_token_id=eos,
                 repetition_penalty=params.repetition_penalty,
                 **sampling,
+                **extras,
             )
         elapsed = time.monotonic() - started
         self.tokens_generated += int(output.shape[-1] - prompt_len)
@@ -319,12 +379,65 @@ class LocalGenerator:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class StopCutter:
+    """Cuts streamed text where the model starts a new turn. Text that might be the start of a stop
+    marker is held back until the next piece shows whether it is; leading blank lines are not a turn."""
+
+    def __init__(self, markers: tuple[str, ...] = _STOP_MARKERS) -> None:
+        self._markers = markers
+        self._buffer = ""
+        self._started = False
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        self._buffer += text
+        if not self._started:
+            self._buffer = self._buffer.lstrip()
+            self._started = bool(self._buffer)
+        found = [i for i in (self._buffer.find(m) for m in self._markers) if i != -1]
+        if found:
+            released, self._buffer, self.stopped = self._buffer[: min(found)], "", True
+            return released
+        hold = max(
+            (n for m in self._markers for n in range(1, len(m)) if self._buffer.endswith(m[:n])), default=0
+        )
+        released, self._buffer = (
+            self._buffer[: len(self._buffer) - hold],
+            self._buffer[len(self._buffer) - hold :],
+        )
+        return released
+
+    def finish(self) -> str:
+        rest, self._buffer = ("" if self.stopped else self._buffer), ""
+        return rest
+
+
 def _cut_at_stop(text: str) -> str:
-    """The reply up to where the model starts a new turn; leading blank lines are not a turn."""
-    text = text.lstrip()
-    cut = len(text)
-    for marker in _STOP_MARKERS:
-        index = text.find(marker)
-        if index != -1:
-            cut = min(cut, index)
-    return text[:cut]
+    cutter = StopCutter()
+    return cutter.feed(text) + cutter.finish()
+
+
+def _streamer(tokenizer: Any, emit: Callable[[str | None], None]) -> Any:
+    from transformers import TextStreamer
+
+    class QueueStreamer(TextStreamer):
+        """Hands each decoded piece to the event loop instead of printing it."""
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                emit(text)
+
+    return QueueStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def _stopping(stop: threading.Event) -> Any:
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenAsked(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopWhenAsked()])

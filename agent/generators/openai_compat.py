@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from agent.errors import FallThroughError, GenerationError, TierUnavailable, http_error
@@ -48,27 +49,54 @@ class OpenAICompatGenerator:
             )
         return self._client
 
-    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+    def _request(self, prompt: Prompt, timeout: float) -> dict[str, Any]:
         if not self.status().usable:
             raise TierUnavailable(self.status().detail, reason="not_configured")
         params = self._params
+        return {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": prompt.system},
+                {"role": "user", "content": prompt.user_message()},
+            ],
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            # Not in OpenAI's own API; vLLM, llama.cpp and TGI honour them, others ignore them.
+            "extra_body": {"top_k": params.top_k, "repetition_penalty": params.repetition_penalty},
+            "timeout": timeout,
+        }
+
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+        request = self._request(prompt, timeout)
         try:
-            response = await self._get_client().chat.completions.create(
-                model=self.model,
-                messages=[
-                    {"role": "system", "content": prompt.system},
-                    {"role": "user", "content": prompt.user_message()},
-                ],
-                max_tokens=params.max_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                # Not in OpenAI's own API; vLLM, llama.cpp and TGI honour them, others ignore them.
-                extra_body={"top_k": params.top_k, "repetition_penalty": params.repetition_penalty},
-                timeout=timeout,
-            )
+            response = await self._get_client().chat.completions.create(**request)
         except Exception as exc:  # classified right here, once, into our error tree
             raise classify(exc) from exc
         return _text_of(response)
+
+    async def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
+        request = self._request(prompt, timeout)
+        produced = False
+        try:
+            chunks = await self._get_client().chat.completions.create(**request, stream=True)
+            async for chunk in chunks:
+                choice = chunk.choices[0] if chunk.choices else None
+                if choice is None:
+                    continue
+                if choice.finish_reason == "content_filter" and not produced:
+                    raise FallThroughError("OpenAI-compatible server filtered the answer", reason="blocked")
+                piece = (choice.delta.content if choice.delta else None) or ""
+                piece = piece if produced else piece.lstrip()
+                if piece:
+                    produced = True
+                    yield piece
+        except GenerationError:
+            raise
+        except Exception as exc:  # classified right here, once, into our error tree
+            raise classify(exc) from exc
+        if not produced:
+            raise FallThroughError("OpenAI-compatible server streamed no text", reason="empty")
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -23,6 +23,7 @@ class Reply:
     body: Any = None  # overrides the generated body: dict -> JSON, bytes -> raw
     delay: float = 0.0  # seconds before answering: longer than the client's timeout is a hang
     reset: bool = False  # drop the connection (TCP reset) instead of answering
+    break_after: int | None = None  # streaming: drop the connection after this many pieces
     headers: dict[str, str] = field(default_factory=dict)
 
     def payload(self, protocol: Protocol) -> bytes:
@@ -50,6 +51,30 @@ class Reply:
             ).encode()
         candidate = {"content": {"role": "model", "parts": [{"text": self.text}]}, "finishReason": "STOP"}
         return json.dumps({"candidates": [candidate], "modelVersion": "fake-gemini"}).encode()
+
+    def stream_events(self, protocol: Protocol) -> list[bytes]:
+        """The reply as SSE `data:` events, a few words per event."""
+        words = (self.text or "").split(" ")
+        pieces = [
+            " ".join(words[i : i + 3]) + (" " if i + 3 < len(words) else "") for i in range(0, len(words), 3)
+        ]
+        events = []
+        for piece in pieces:
+            if protocol == "openai":
+                delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                chunk = {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [delta],
+                }
+            else:
+                chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": piece}]}}]}
+            events.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if protocol == "openai":
+            events.append(b"data: [DONE]\n\n")
+        return events
 
 
 @dataclass
@@ -92,6 +117,12 @@ class FakeLLMServer:
                     return
                 if reply.delay:
                     time.sleep(reply.delay)
+                streaming = (
+                    "streamGenerateContent" in self.path or fake.requests[-1].body.get("stream") is True
+                )
+                if streaming and reply.status == 200 and reply.body is None:
+                    self._stream(reply)
+                    return
                 payload = reply.payload(fake.protocol)
                 try:
                     self.send_response(reply.status)
@@ -104,11 +135,37 @@ class FakeLLMServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test): nothing to answer
 
+            def _stream(self, reply: Reply) -> None:
+                # Chunked, as the real APIs stream: a connection dropped mid-body is then an incomplete
+                # payload to the client, not an ordinary end of the answer.
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for number, chunk in enumerate(reply.stream_events(fake.protocol)):
+                        if reply.break_after is not None and number >= reply.break_after:
+                            linger = struct.pack("ii", 1, 0)  # close() then sends a TCP reset
+                            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                            self.rfile.close()
+                            self.wfile.close()
+                            self.connection.close()
+                            return
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                        time.sleep(0.01)
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        # Connections this fake resets on purpose make the stdlib server print tracebacks: not news.
+        self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
