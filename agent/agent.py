@@ -11,6 +11,7 @@ from typing import Literal
 import structlog
 
 from agent.chain import GeneratorChain, StreamInterrupted, StreamStart
+from agent.conversations import Turn
 from agent.errors import AllTiersFailed
 from agent.prompting import Prompt
 from rag.errors import RetrievalError
@@ -66,15 +67,15 @@ class Agent:
         """Everything besides the question that changes an answer: the knowledge and the models."""
         return f"{self.retriever.knowledge_version}|{self.chain.signature()}"
 
-    async def answer(self, question: str) -> Answer:
+    async def answer(self, question: str, history: tuple[Turn, ...] = ()) -> Answer:
         started = time.perf_counter()
         try:
-            passages = tuple(await asyncio.to_thread(self.retriever.retrieve, question))
+            passages = await self._retrieve(question, history)
         except RetrievalError as exc:
             log.error("retrieval_failed", error=str(exc))
             return self._apology(started)
         try:
-            generation = await self.chain.generate(Prompt(question, passages))
+            generation = await self.chain.generate(Prompt(question, passages, history=history))
         except AllTiersFailed as exc:
             log.error("answer_failed", reason=str(exc))
             return self._apology(started, passages)
@@ -88,11 +89,11 @@ class Agent:
             degraded=generation.degraded,
         )
 
-    async def stream(self, question: str) -> AsyncIterator[AnswerEvent]:
+    async def stream(self, question: str, history: tuple[Turn, ...] = ()) -> AsyncIterator[AnswerEvent]:
         """The sources first, then the answer as it is generated, then `Done`."""
         started = time.perf_counter()
         try:
-            passages = tuple(await asyncio.to_thread(self.retriever.retrieve, question))
+            passages = await self._retrieve(question, history)
         except RetrievalError as exc:
             log.error("retrieval_failed", error=str(exc))
             yield Done(self._apology(started))
@@ -101,7 +102,7 @@ class Agent:
         pieces: list[str] = []
         start: StreamStart | None = None
         try:
-            async for event in self.chain.stream(Prompt(question, passages)):
+            async for event in self.chain.stream(Prompt(question, passages, history=history)):
                 if isinstance(event, StreamStart):
                     start = event
                     continue
@@ -127,6 +128,11 @@ class Agent:
                 degraded=start.degraded,
             )
         )
+
+    async def _retrieve(self, question: str, history: tuple[Turn, ...]) -> tuple[Passage, ...]:
+        """A follow-up ("how much is it?") names nothing: search with the previous question too."""
+        query = f"{history[-1].question}\n{question}" if history else question
+        return tuple(await asyncio.to_thread(self.retriever.retrieve, query))
 
     def _apology(
         self, started: float, passages: tuple[Passage, ...] = (), interrupted: bool = False

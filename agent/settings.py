@@ -56,6 +56,11 @@ class AgentSettings(BaseSettings):
         default=4, ge=1, le=10, description="Sentences in an extractive answer."
     )
 
+    history_turns: int = Field(default=6, ge=0, le=50, description="Turns of a conversation kept; 0 = none.")
+    history_ttl: float = Field(
+        default=1800.0, gt=0, description="Seconds a conversation is kept after its last turn."
+    )
+
     contact_hint: str = Field(
         default="Please contact our support team directly and we will be glad to help.",
         description="Shown when no answer can be given at all.",

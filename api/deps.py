@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
+from api.schemas import SESSION_ID_PATTERN
 from api.services import Services
 
 
@@ -15,3 +16,4 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="The conversation's id.")]

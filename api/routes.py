@@ -12,9 +12,10 @@ from fastapi.responses import StreamingResponse
 from slowapi import Limiter
 
 from agent.agent import Answer, AnswerEvent, Sources, Text
+from agent.conversations import Turn
 from api import __version__, sse
-from api.cache import AnswerCache, cache_key
-from api.deps import ServicesDep
+from api.cache import cache_key
+from api.deps import ServicesDep, SessionId
 from api.schemas import (
     CacheCleared,
     CacheStats,
@@ -22,6 +23,9 @@ from api.schemas import (
     ChatResponse,
     ErrorBody,
     HealthResponse,
+    HistoryCleared,
+    HistoryMessage,
+    HistoryResponse,
     LlmInfo,
     LlmStats,
     ModelInfo,
@@ -30,6 +34,7 @@ from api.schemas import (
     TierInfo,
     TierStatsOut,
 )
+from api.services import Services
 from api.settings import ApiSettings
 from api.sse import SSE_HEADERS
 from rag.retriever import Passage
@@ -39,6 +44,8 @@ log = structlog.get_logger(__name__)
 ENDPOINTS = {
     "POST /chat": "Ask a question; answers come with their sources.",
     "POST /chat/stream": "The same, streamed as Server-Sent Events (sources, token..., done).",
+    "GET /history/{session_id}": "A conversation's turns, to restore a chat log.",
+    "DELETE /history/{session_id}": "Forget a conversation.",
     "GET /health": "Liveness, active model, vector count (never rate limited).",
     "GET /stats/llm": "Per-tier attempts, failures, retries, latency, fallback rate, circuits.",
     "GET /cache/stats": "Answer-cache statistics (admin).",
@@ -100,17 +107,16 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         request: Request, response: Response, body: ChatRequest, services: ServicesDep
     ) -> ChatResponse:
         started = time.perf_counter()
-        cache = services.cache
-        # The lookup comes before any model or store work; the key needs neither.
+        history = await _history(services, body.session_id)
+        # The lookup comes before any model or store work; the key needs neither. An answer that
+        # depends on the conversation is neither served from nor written to the shared cache.
         key = cache_key(body.message, services.agent.cache_context())
-        if body.use_cache and cache.enabled:
-            hit = cache.get(key)
-            if hit is not None:
-                return _answered(hit, cached=True, elapsed=time.perf_counter() - started)
-        answer = await services.agent.answer(body.message)
-        if answer.cacheable:
-            cache.set(key, answer)
-        return _answered(answer, cached=False, elapsed=time.perf_counter() - started)
+        hit = services.cache.get(key) if body.use_cache and services.cache.enabled and not history else None
+        answer = hit or await services.agent.answer(body.message, history)
+        if hit is None and answer.cacheable and not history:
+            services.cache.set(key, answer)
+        await _remember(services, body.session_id, body.message, answer)
+        return _answered(answer, cached=hit is not None, elapsed=time.perf_counter() - started)
 
     @router.post(
         "/chat/stream",
@@ -126,14 +132,37 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     ) -> StreamingResponse:
         """The answer as Server-Sent Events: `sources`, then `token` pieces, then `done` (or `error`)."""
         started = time.perf_counter()
-        cache = services.cache
+        history = await _history(services, body.session_id)
         key = cache_key(body.message, services.agent.cache_context())
-        hit = cache.get(key) if body.use_cache and cache.enabled else None
+        hit = services.cache.get(key) if body.use_cache and services.cache.enabled and not history else None
         if hit is not None:
+            await _remember(services, body.session_id, body.message, hit)
             events = _replay(hit, started)
         else:
-            events = _stream_answer(services.agent.stream(body.message), cache, key, started)
+            answer_events = services.agent.stream(body.message, history)
+            events = _stream_answer(answer_events, services, body, key if not history else None, started)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @router.get("/history/{session_id}", response_model=HistoryResponse, responses=_RATE_LIMITED)
+    @limiter.limit(settings.rate_limit_history)
+    async def get_history(
+        request: Request, response: Response, session_id: SessionId, services: ServicesDep
+    ) -> HistoryResponse:
+        """The conversation so far (empty when unknown or expired), for a widget restoring its log."""
+        messages: list[HistoryMessage] = []
+        for turn in await services.conversations.turns(session_id):
+            messages.append(HistoryMessage(role="user", content=turn.question))
+            sources = [Source.model_validate(s) for s in turn.sources]
+            messages.append(HistoryMessage(role="assistant", content=turn.answer, sources=sources))
+        return HistoryResponse(session_id=session_id, messages=messages)
+
+    @router.delete("/history/{session_id}", response_model=HistoryCleared, responses=_RATE_LIMITED)
+    @limiter.limit(settings.rate_limit_history)
+    async def delete_history(
+        request: Request, response: Response, session_id: SessionId, services: ServicesDep
+    ) -> HistoryCleared:
+        removed = await services.conversations.delete(session_id)
+        return HistoryCleared(message=f"Conversation deleted. Removed {removed} turns", removed=removed)
 
     @router.get("/stats/llm", response_model=LlmStats, responses=_RATE_LIMITED)
     @limiter.limit(settings.rate_limit_stats)
@@ -175,6 +204,17 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     return router
 
 
+async def _history(services: Services, session_id: str | None) -> tuple[Turn, ...]:
+    return tuple(await services.conversations.turns(session_id)) if session_id else ()
+
+
+async def _remember(services: Services, session_id: str | None, question: str, answer: Answer) -> None:
+    """Successful answers join the conversation; apologies do not (they would only confuse follow-ups)."""
+    if session_id and answer.status == "success":
+        turn = Turn(question=question, answer=answer.text, sources=tuple(_sources(answer.sources)))
+        await services.conversations.append(session_id, turn)
+
+
 def _sources(passages: tuple[Passage, ...]) -> list[dict[str, Any]]:
     return [Source(id=p.id, title=p.title, source=p.source, score=p.score).model_dump() for p in passages]
 
@@ -195,7 +235,7 @@ async def _replay(answer: Answer, started: float) -> AsyncIterator[str]:
 
 
 async def _stream_answer(
-    events: AsyncIterator[AnswerEvent], cache: AnswerCache[Answer], key: str, started: float
+    events: AsyncIterator[AnswerEvent], services: Services, body: ChatRequest, key: str | None, started: float
 ) -> AsyncIterator[str]:
     async for item in events:
         if isinstance(item, Sources):
@@ -203,8 +243,9 @@ async def _stream_answer(
         elif isinstance(item, Text):
             yield sse.event("token", {"text": item.text})
         elif item.answer.status == "success":
-            if item.answer.cacheable:
-                cache.set(key, item.answer)
+            if key is not None and item.answer.cacheable:
+                services.cache.set(key, item.answer)
+            await _remember(services, body.session_id, body.message, item.answer)
             yield _done(item.answer, cached=False, elapsed=time.perf_counter() - started)
         else:
             _answered(item.answer, cached=False, elapsed=time.perf_counter() - started)  # logs it

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_MESSAGE_CHARS = 2000
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 class ChatRequest(BaseModel):
@@ -15,10 +16,8 @@ class ChatRequest(BaseModel):
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The visitor's question.")
     session_id: str | None = Field(
         default=None,
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="Conversation id.",
+        pattern=SESSION_ID_PATTERN,
+        description="Conversation id (the widget makes a UUID): the last turns are kept for follow-ups.",
     )
     use_cache: bool = Field(default=True, description="false: skip the cache lookup (the answer is stored).")
 
@@ -124,6 +123,22 @@ class ServiceInfo(BaseModel):
     description: str
     docs: str
     endpoints: dict[str, str]
+
+
+class HistoryMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+    sources: list[Source] = Field(default_factory=list)
+
+
+class HistoryResponse(BaseModel):
+    session_id: str
+    messages: list[HistoryMessage]
+
+
+class HistoryCleared(BaseModel):
+    message: str
+    removed: int
 
 
 class ErrorBody(BaseModel):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import structlog
 
 from agent.agent import Agent, Answer
+from agent.conversations import ConversationStore, MemoryConversations
 from agent.factory import build_chain
 from agent.generators.local import LocalGenerator
 from api.cache import AnswerCache
@@ -28,6 +29,7 @@ class Services:
     embedder: Embedder
     agent: Agent
     cache: AnswerCache[Answer]
+    conversations: ConversationStore
 
     async def aclose(self) -> None:
         await self.agent.aclose()
@@ -50,7 +52,8 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
     if settings.api.embedder_warmup and not embedder.loaded:
         # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
-    return Services(settings, store, embedder, agent, cache)
+    conversations = MemoryConversations(settings.agent.history_turns, settings.agent.history_ttl)
+    return Services(settings, store, embedder, agent, cache, conversations)
 
 
 def _warm(embedder: Embedder) -> None:

@@ -28,6 +28,7 @@ class ApiSettings(BaseSettings):
     rate_limit_root: str = Field(default="60/minute")
     rate_limit_cache_stats: str = Field(default="30/minute")
     rate_limit_stats: str = Field(default="30/minute")
+    rate_limit_history: str = Field(default="60/minute")
     rate_limit_cache_clear: str = Field(default="5/minute")
     ingest_on_start: bool = Field(default=True, description="Embed the knowledge folder at start if needed.")
     embedder_warmup: bool = Field(default=True, description="Load the embedding model in the background.")
@@ -38,6 +39,7 @@ class ApiSettings(BaseSettings):
         "rate_limit_cache_stats",
         "rate_limit_cache_clear",
         "rate_limit_stats",
+        "rate_limit_history",
     )
     @classmethod
     def _valid_limit(cls, value: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -266,7 +267,7 @@ class LocalGenerator:
         """Chat template when the tokenizer has one, a plain prompt otherwise; fit `limit` tokens."""
         passages = prompt.passages
         while True:
-            current = Prompt(prompt.question, passages, prompt.system)
+            current = dataclasses.replace(prompt, passages=passages)
             if getattr(tokenizer, "chat_template", None):
                 messages = [
                     {"role": "system", "content": current.system},
