@@ -16,9 +16,11 @@ from api.cache import AnswerCache
 from api.errors import install_error_handlers
 from api.limiter import build_limiter
 from api.middleware import RequestIdMiddleware
+from api.origins import install_cors, parse_origins
 from api.routes import build_router
 from api.services import build_services
 from api.settings import Settings
+from api.widget import build_widget_router
 from rag.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -59,7 +61,10 @@ def create_app(
     )
     limiter = build_limiter()
     app.state.limiter = limiter
+    app.state.allowed_origins = parse_origins(settings.api.allowed_origins)
+    install_cors(app, app.state.allowed_origins)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(build_router(limiter, settings.api))
+    app.include_router(build_widget_router())
     return app

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from slowapi import Limiter
 
@@ -16,6 +16,7 @@ from agent.conversations import Turn
 from api import __version__, sse
 from api.cache import cache_key
 from api.deps import ServicesDep, SessionId
+from api.origins import check_origin
 from api.schemas import (
     CacheCleared,
     CacheStats,
@@ -55,6 +56,11 @@ ENDPOINTS = {
 _RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "Rate limit exceeded"}
 }
+_VISITOR_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "The page's origin is not in ALLOWED_ORIGINS"},
+    422: {"model": ErrorBody, "description": "Invalid request"},
+}
+ORIGIN_CHECK = Depends(check_origin)
 
 
 def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
@@ -101,7 +107,12 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             cache_size=len(services.cache),
         )
 
-    @router.post("/chat", response_model=ChatResponse, responses={**_RATE_LIMITED, 422: {"model": ErrorBody}})
+    @router.post(
+        "/chat",
+        response_model=ChatResponse,
+        responses={**_RATE_LIMITED, **_VISITOR_ERRORS},
+        dependencies=[ORIGIN_CHECK],
+    )
     @limiter.shared_limit(settings.rate_limit_chat, scope="chat")  # one budget for /chat and its stream
     async def chat(
         request: Request, response: Response, body: ChatRequest, services: ServicesDep
@@ -120,9 +131,10 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
 
     @router.post(
         "/chat/stream",
+        dependencies=[ORIGIN_CHECK],
         responses={
             **_RATE_LIMITED,
-            422: {"model": ErrorBody},
+            **_VISITOR_ERRORS,
             200: {"content": {"text/event-stream": {}}, "description": "sources, token..., done | error"},
         },
     )
@@ -143,7 +155,12 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             events = _stream_answer(answer_events, services, body, key if not history else None, started)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    @router.get("/history/{session_id}", response_model=HistoryResponse, responses=_RATE_LIMITED)
+    @router.get(
+        "/history/{session_id}",
+        response_model=HistoryResponse,
+        responses={**_RATE_LIMITED, **_VISITOR_ERRORS},
+        dependencies=[ORIGIN_CHECK],
+    )
     @limiter.limit(settings.rate_limit_history)
     async def get_history(
         request: Request, response: Response, session_id: SessionId, services: ServicesDep
@@ -156,7 +173,12 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             messages.append(HistoryMessage(role="assistant", content=turn.answer, sources=sources))
         return HistoryResponse(session_id=session_id, messages=messages)
 
-    @router.delete("/history/{session_id}", response_model=HistoryCleared, responses=_RATE_LIMITED)
+    @router.delete(
+        "/history/{session_id}",
+        response_model=HistoryCleared,
+        responses={**_RATE_LIMITED, **_VISITOR_ERRORS},
+        dependencies=[ORIGIN_CHECK],
+    )
     @limiter.limit(settings.rate_limit_history)
     async def delete_history(
         request: Request, response: Response, session_id: SessionId, services: ServicesDep

@@ -22,6 +22,10 @@ class ApiSettings(BaseSettings):
         default="",
         description="Proxies whose X-Forwarded-For is believed (uvicorn); empty trusts no one.",
     )
+    allowed_origins: str = Field(
+        default="",
+        description="Comma-separated origins of the pages that may embed the chatbot; empty allows any.",
+    )
     cache_ttl: int = Field(default=3600, ge=0, description="Seconds an answer stays cached; 0 disables.")
     cache_max_entries: int = Field(default=1000, ge=1)
     rate_limit_chat: str = Field(default="20/minute")

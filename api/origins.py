@@ -1,0 +1,46 @@
+"""Which web pages may use the chatbot: CORS for browsers, and a 403 for chat requests from elsewhere."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from starlette.middleware.cors import CORSMiddleware
+
+# The widget shows friendly lines for limits and reads the request id: let the page see these headers.
+EXPOSED_HEADERS = [
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-Request-ID",
+]
+
+
+def parse_origins(raw: str) -> list[str]:
+    return [origin.strip().rstrip("/").lower() for origin in raw.split(",") if origin.strip()]
+
+
+def install_cors(app: FastAPI, origins: list[str]) -> None:
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins or ["*"],
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+
+
+def check_origin(request: Request) -> None:
+    """Browsers always send `Origin` on cross-site POSTs: one from a page not listed is refused outright,
+    not merely left unreadable by CORS (the question would still cost us a model call)."""
+    allowed: list[str] = request.app.state.allowed_origins
+    origin = request.headers.get("origin")
+    if allowed and origin is not None and origin.rstrip("/").lower() not in allowed:
+        raise HTTPException(
+            status_code=403, detail=f"This chatbot does not accept requests from {origin[:100]}."
+        )
+
+
+AllowedOrigin = Annotated[None, Depends(check_origin)]
