@@ -16,6 +16,7 @@ from api.cache import AnswerCache
 from api.errors import install_error_handlers
 from api.limiter import build_limiter
 from api.middleware import RequestIdMiddleware
+from api.openai_api import build_openai_router
 from api.origins import install_cors, parse_origins
 from api.routes import build_router
 from api.services import build_services
@@ -66,5 +67,6 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(build_router(limiter, settings.api))
+    app.include_router(build_openai_router(limiter, settings.api))
     app.include_router(build_widget_router())
     return app

@@ -8,11 +8,21 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from slowapi import _rate_limit_exceeded_handler
 from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
+
+
+_OPENAI_TYPES = {403: "permission_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def error_body(request: Request, message: str, status: int) -> dict[str, Any]:
+    """`{"error": message}`; on the OpenAI-compatible surface, the shape OpenAI clients read."""
+    if request.url.path.startswith("/v1/"):
+        kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return {"error": message}
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -27,23 +37,32 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = [{"field": m.split(":", 1)[0], "message": m} for m in messages]
     summary = "; ".join(messages) or "invalid request"
     # The offending input is not echoed back: it may be large, or something the visitor should not see again.
-    return JSONResponse({"error": f"Invalid request: {summary}", "detail": errors}, status_code=422)
+    body = error_body(request, f"Invalid request: {summary}", 422)
+    return JSONResponse({**body, "detail": errors}, status_code=422)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        error_body(request, str(exc.detail), exc.status_code),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def _rate_limited(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RateLimitExceeded)
-    # slowapi's own handler: {"error": "Rate limit exceeded: 20 per 1 minute"} plus Retry-After.
-    return _rate_limit_exceeded_handler(request, exc)
+    # As slowapi's own handler: {"error": "Rate limit exceeded: 20 per 1 minute"}, plus Retry-After.
+    response = JSONResponse(error_body(request, f"Rate limit exceeded: {exc.detail}", 429), status_code=429)
+    injected: Response = request.app.state.limiter._inject_headers(response, request.state.view_rate_limit)
+    return injected
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
-    return JSONResponse({"error": "Internal server error. Please try again later."}, status_code=500)
+    return JSONResponse(
+        error_body(request, "Internal server error. Please try again later.", 500), status_code=500
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -51,6 +51,8 @@ ENDPOINTS = {
     "GET /stats/llm": "Per-tier attempts, failures, retries, latency, fallback rate, circuits.",
     "GET /cache/stats": "Answer-cache statistics (admin).",
     "DELETE /cache": "Empty the answer cache (admin).",
+    "POST /v1/chat/completions": "OpenAI-compatible chat (plain and streaming), grounded like /chat.",
+    "GET /v1/models": "OpenAI-compatible model list.",
     "GET /docs": "Interactive API documentation.",
 }
 _RATE_LIMITED: dict[int | str, dict[str, Any]] = {

@@ -16,7 +16,9 @@ def test_listed_origins_get_cors_and_answers(make_client: AppFactory) -> None:
     exposed = response.headers["access-control-expose-headers"]
     assert "Retry-After" in exposed and "X-RateLimit-Remaining" in exposed
     # A trailing slash or other case in the setting does not matter.
-    assert client.post("/chat", json=QUESTION, headers={"Origin": "https://www.example.com"}).status_code == 200
+    assert (
+        client.post("/chat", json=QUESTION, headers={"Origin": "https://www.example.com"}).status_code == 200
+    )
 
 
 def test_other_origins_are_refused_with_a_clear_message(make_client: AppFactory) -> None:
@@ -29,7 +31,9 @@ def test_other_origins_are_refused_with_a_clear_message(make_client: AppFactory)
     ]:
         response = client.request(method, path, json=body, headers={"Origin": "https://evil.example"})
         assert response.status_code == 403, path
-        assert response.json() == {"error": "This chatbot does not accept requests from https://evil.example."}
+        assert response.json() == {
+            "error": "This chatbot does not accept requests from https://evil.example."
+        }
         assert "access-control-allow-origin" not in response.headers
     # Server-side callers send no Origin: they are not a browser page, and are let through.
     assert client.post("/chat", json=QUESTION).status_code == 200

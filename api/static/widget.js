@@ -1,0 +1,596 @@
+/*! Knowledge-base chat widget. Embed with one tag:
+ *  <script src="https://bot.example.com/widget.js" data-api="https://bot.example.com" defer></script>
+ * Optional: data-title, data-greeting, data-color, data-position (right|left), data-placeholder.
+ * Plain JS, no dependencies: it talks to its own API only. */
+(() => {
+  "use strict";
+
+  // One widget per page, even when the snippet is pasted twice.
+  if (window.__kbChatWidget) return;
+  window.__kbChatWidget = true;
+
+  // ---------------------------------------------------------------- configuration
+  const script = document.currentScript || document.querySelector('script[src*="widget.js"]');
+  const attr = (name, fallback) => {
+    const value = script ? script.getAttribute(`data-${name}`) : null;
+    return value && value.trim() ? value.trim() : fallback;
+  };
+  // An absent or empty data-api means: the API lives where this script was served from.
+  const apiBase = (() => {
+    try {
+      const origin = script && script.src ? new URL(script.src, location.href).origin : location.origin;
+      return new URL(attr("api", origin), location.href).href.replace(/\/+$/, "");
+    } catch (_) {
+      return location.origin;
+    }
+  })();
+  const color = attr("color", "");
+  const config = {
+    title: attr("title", "Chat with us"),
+    greeting: attr("greeting", "Hi! How can I help you today?"),
+    placeholder: attr("placeholder", "Type your question…"),
+    color: color && window.CSS && CSS.supports("color", color) ? color : "#2563eb",
+    left: attr("position", "right").toLowerCase() === "left",
+  };
+
+  const SESSION_KEY = "kbchat:session";
+  const OPEN_KEY = "kbchat:open";
+  const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+  const MESSAGES = {
+    network: "Sorry, I couldn't reach the assistant. Please check your connection and try again.",
+    429: "You're sending messages a little fast — please wait a moment and try again.",
+    422: "Sorry, I couldn't send that message. Please shorten or rephrase it and try again.",
+    403: "Sorry, the chat isn't available on this website right now.",
+    other: "Sorry, something went wrong on our side. Please try again in a moment.",
+    interrupted: "Sorry, the answer was interrupted. Please try again.",
+  };
+
+  // Storage can be missing or throw (private modes, sandboxed frames): the widget then just forgets.
+  const storage = {
+    get(area, key) {
+      try {
+        return window[area].getItem(key);
+      } catch (_) {
+        return null;
+      }
+    },
+    set(area, key, value) {
+      try {
+        window[area].setItem(key, value);
+      } catch (_) {
+        /* not remembered: fine */
+      }
+    },
+  };
+
+  function newSessionId() {
+    if (window.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+    // randomUUID needs a secure context; getRandomValues does not. Same v4 layout.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  const storedId = storage.get("localStorage", SESSION_KEY);
+  const hadSession = Boolean(storedId && ID_PATTERN.test(storedId));
+  let sessionId = hadSession ? storedId : newSessionId();
+  storage.set("localStorage", SESSION_KEY, sessionId);
+
+  // ---------------------------------------------------------------- look
+  // Everything is scoped to the shadow root. `:host` rules need !important: the host element itself is
+  // still matched by the page's own rules (`* {...}`), and inner !important beats outer !important.
+  const CSS_TEXT = `
+:host{all:initial!important;display:block!important;position:fixed!important;right:0!important;bottom:0!important;
+  width:0!important;height:0!important;z-index:2147483000!important}
+*,*::before,*::after{box-sizing:border-box}
+.kb{--accent:#2563eb;--on-accent:#fff;font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",
+  Arial,"Noto Sans","Liberation Sans",sans-serif;font-size:15px;line-height:1.5;color:#0f172a;text-align:left;
+  letter-spacing:normal;-webkit-font-smoothing:antialiased}
+button,textarea{font:inherit;color:inherit;margin:0}
+button{cursor:pointer;border:0;background:none;padding:0}
+svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
+:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+.launcher{position:fixed;right:24px;bottom:24px;width:60px;height:60px;border-radius:50%;display:grid;place-items:center;
+  background:var(--accent);color:var(--on-accent);box-shadow:0 12px 28px -6px rgba(15,23,42,.4),0 4px 10px -4px rgba(15,23,42,.3);
+  transition:transform .2s ease}
+.launcher:hover{transform:scale(1.06)}
+.launcher svg{grid-area:1/1;width:26px;height:26px;transition:opacity .2s,transform .2s}
+.launcher .i-close,.open .launcher .i-chat{opacity:0;transform:rotate(-90deg) scale(.6)}
+.open .launcher .i-close{opacity:1;transform:none}
+.panel{position:fixed;right:24px;bottom:100px;width:400px;height:min(620px,calc(100vh - 124px));display:flex;
+  flex-direction:column;overflow:hidden;background:#fff;border-radius:20px;
+  box-shadow:0 28px 70px -16px rgba(15,23,42,.38),0 0 0 1px rgba(15,23,42,.07);
+  opacity:0;transform:translateY(16px) scale(.98);transform-origin:bottom right;visibility:hidden;
+  transition:opacity .2s ease,transform .2s ease,visibility 0s linear .2s}
+.open .panel{opacity:1;transform:none;visibility:visible;transition:opacity .2s ease,transform .2s ease,visibility 0s}
+.left .launcher,.left .panel{right:auto;left:24px;transform-origin:bottom left}
+.head{display:flex;align-items:center;gap:12px;padding:16px 12px 16px 18px;color:var(--on-accent);background:var(--accent);
+  background:linear-gradient(135deg,var(--accent),color-mix(in srgb,var(--accent) 72%,#000))}
+.avatar{flex:none;width:40px;height:40px;border-radius:50%;display:grid;place-items:center;background:rgba(255,255,255,.2)}
+.head-text{flex:1;min-width:0}
+.title{margin:0;font-size:16px;font-weight:650;line-height:1.3;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.status{margin:1px 0 0;font-size:12.5px;opacity:.88;display:flex;align-items:center;gap:6px}
+.status::before{content:"";width:7px;height:7px;border-radius:50%;background:#4ade80;box-shadow:0 0 0 2px rgba(255,255,255,.3)}
+.icon-btn{flex:none;width:36px;height:36px;border-radius:10px;display:grid;place-items:center;opacity:.9}
+.icon-btn:hover{opacity:1;background:rgba(255,255,255,.16)}
+.head :focus-visible{outline-color:currentColor;outline-offset:0}
+.log{flex:1;overflow-y:auto;overscroll-behavior:contain;padding:20px 16px 12px;display:flex;flex-direction:column;gap:14px;
+  background:#f8fafc}
+.log:focus-visible{outline-offset:-3px}
+.msg{display:flex;flex-direction:column;max-width:94%;align-self:flex-start;align-items:flex-start}
+.msg.user{max-width:82%;align-self:flex-end;align-items:flex-end}
+.bubble{padding:10px 14px;border-radius:18px;overflow-wrap:anywhere}
+.assistant .bubble{background:#fff;border:1px solid #e2e8f0;border-bottom-left-radius:6px;box-shadow:0 1px 2px rgba(15,23,42,.05)}
+.user .bubble{background:var(--accent);color:var(--on-accent);border-bottom-right-radius:6px;white-space:pre-wrap}
+.bubble.notice{background:#fff7ed;border-color:#fed7aa;color:#9a3412}
+.bubble p,.bubble ul{margin:0}
+.bubble p+p,.bubble p+ul,.bubble ul+p{margin-top:8px}
+.bubble ul{padding-left:20px}
+.bubble li+li{margin-top:3px}
+.bubble strong{font-weight:650}
+.bubble a{color:var(--accent);text-decoration:underline;text-underline-offset:2px}
+.sources{margin-top:8px;display:flex;flex-wrap:wrap;align-items:center;gap:6px}
+.sources-label{font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.06em;color:#64748b;margin-right:2px}
+.chips{display:flex;flex-wrap:wrap;gap:6px;margin:0;padding:0;list-style:none}
+.chip{font-size:12px;line-height:1.2;padding:5px 10px;border-radius:999px;color:#334155;background:#fff;border:1px solid #e2e8f0}
+.typing{display:flex;gap:5px;padding:6px 2px}
+.typing span{width:7px;height:7px;border-radius:50%;background:#94a3b8;animation:kb-bounce 1.2s infinite ease-in-out}
+.typing span:nth-child(2){animation-delay:.15s}
+.typing span:nth-child(3){animation-delay:.3s}
+@keyframes kb-bounce{0%,60%,100%{transform:none;opacity:.45}30%{transform:translateY(-5px);opacity:1}}
+.composer{display:flex;align-items:flex-end;gap:8px;padding:12px 12px 6px;border-top:1px solid #e2e8f0;background:#fff}
+textarea{flex:1;min-height:46px;max-height:140px;resize:none;padding:11px 14px;border:1px solid #cbd5e1;border-radius:14px;
+  background:#fff;line-height:1.45;font-size:15px;outline:none}
+textarea::placeholder{color:#94a3b8}
+textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.18);
+  box-shadow:0 0 0 3px color-mix(in srgb,var(--accent) 22%,transparent)}
+.send{flex:none;width:46px;height:46px;border-radius:14px;display:grid;place-items:center;background:var(--accent);
+  color:var(--on-accent);transition:opacity .15s}
+.send:hover:not(:disabled){filter:brightness(.93)}
+.send:disabled{opacity:.4;cursor:default}
+.foot{margin:0;padding:2px 12px 10px;text-align:center;font-size:11.5px;color:#94a3b8;background:#fff}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
+.still *{transition:none!important}
+@media (max-width:480px){
+  .kb .panel{inset:0;width:100%;height:100%;border-radius:0}
+  .open .launcher{display:none}
+  .kb .launcher{right:16px;bottom:16px}
+  .left .launcher{right:auto;left:16px}
+  textarea{font-size:16px}
+}
+@media (prefers-reduced-motion:reduce){
+  *,*::before,*::after{animation:none!important;transition:none!important}
+  .typing span{opacity:.7}
+}`;
+
+  const svg = (paths, cls = "") =>
+    `<svg class="${cls}" viewBox="0 0 24 24" aria-hidden="true" focusable="false">${paths}</svg>`;
+  const ICON = {
+    chat: svg('<path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/>', "i-chat"),
+    close: svg('<path d="M18 6 6 18M6 6l12 12"/>', "i-close"),
+    compose: svg('<path d="M12 20h9"/><path d="M16.5 3.5a2.12 2.12 0 0 1 3 3L7 19l-4 1 1-4z"/>'),
+    send: svg('<path d="m22 2-11 11"/><path d="m22 2-7 20-4-9-9-4z"/>'),
+    spark: svg('<path d="M12 3l1.8 5.2L19 10l-5.2 1.8L12 17l-1.8-5.2L5 10l5.2-1.8z"/><path d="M19 16v4M17 18h4"/>'),
+  };
+
+  // Static markup only: every visitor-, site- or model-provided string goes in through textContent below.
+  const TEMPLATE = `
+<div class="kb">
+  <section class="panel" role="dialog" aria-modal="false">
+    <header class="head">
+      <div class="avatar">${ICON.spark}</div>
+      <div class="head-text"><h2 class="title"></h2><p class="status">Online · replies in seconds</p></div>
+      <button type="button" class="icon-btn new" aria-label="New conversation" title="New conversation">${ICON.compose}</button>
+      <button type="button" class="icon-btn close" aria-label="Close" title="Close">${ICON.close}</button>
+    </header>
+    <div class="log" role="log" aria-live="polite" aria-busy="false" aria-label="Conversation" tabindex="0"></div>
+    <form class="composer">
+      <textarea rows="1" maxlength="2000" aria-label="Message"></textarea>
+      <button type="submit" class="send" aria-label="Send" disabled>${ICON.send}</button>
+    </form>
+    <p class="foot">AI assistant · answers may not always be perfect</p>
+  </section>
+  <button type="button" class="launcher" aria-label="Open chat" aria-expanded="false">${ICON.chat}${ICON.close}</button>
+</div>`;
+
+  // ---------------------------------------------------------------- safe rendering of untrusted text
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // Only absolute http(s) URLs become links: `javascript:`, `data:` and relative ones stay text.
+  function safeUrl(raw) {
+    try {
+      const url = new URL(raw);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function link(href, label) {
+    const a = el("a", "", label);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer nofollow";
+    return a;
+  }
+
+  // **bold** | [text](url), the url allowing one level of parentheses | a bare http(s) URL.
+  const INLINE = /\*\*([^*\n]+)\*\*|\[([^\]\n]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)|(https?:\/\/[^\s<>"'`]+)/gi;
+
+  function renderInline(parent, text) {
+    let last = 0;
+    for (const match of text.matchAll(INLINE)) {
+      parent.append(text.slice(last, match.index));
+      last = match.index + match[0].length;
+      if (match[1] !== undefined) {
+        parent.append(el("strong", "", match[1]));
+      } else if (match[2] !== undefined) {
+        const href = safeUrl(match[3]);
+        parent.append(href ? link(href, match[2]) : match[2]);
+      } else {
+        // Sentence punctuation after a URL is not part of it; nor is a ")" that opens nowhere.
+        let raw = match[4];
+        let tail = /[.,;:!?]+$/.exec(raw);
+        tail = tail ? tail[0] : "";
+        raw = raw.slice(0, raw.length - tail.length);
+        if (raw.endsWith(")") && !raw.includes("(")) {
+          raw = raw.slice(0, -1);
+          tail = `)${tail}`;
+        }
+        const href = safeUrl(raw);
+        parent.append(href ? link(href, raw) : raw, tail);
+      }
+    }
+    parent.append(text.slice(last));
+  }
+
+  // Paragraphs, line breaks, "- "/"* " bullet lists and "#" headings (shown bold): DOM calls only.
+  function renderRich(target, text) {
+    target.textContent = "";
+    let list = null;
+    let para = null;
+    for (const line of text.split("\n")) {
+      const bullet = /^\s*[-*]\s+(.*)$/.exec(line);
+      if (bullet) {
+        para = null;
+        if (!list) target.append((list = el("ul")));
+        const item = el("li");
+        renderInline(item, bullet[1]);
+        list.append(item);
+        continue;
+      }
+      list = null;
+      if (!line.trim()) {
+        para = null;
+        continue;
+      }
+      if (para) para.append(el("br"));
+      else target.append((para = el("p")));
+      const heading = /^#{1,6}\s+(.*)$/.exec(line);
+      if (heading) para.append(el("strong", "", heading[1]));
+      else renderInline(para, line);
+    }
+  }
+
+  // ---------------------------------------------------------------- the widget
+  function mount() {
+    const host = el("div");
+    host.setAttribute("data-kbchat", "");
+    const root = host.attachShadow({ mode: "open" });
+    root.innerHTML = `<style>${CSS_TEXT}</style>${TEMPLATE}`;
+    document.body.append(host);
+
+    const $ = (selector) => root.querySelector(selector);
+    const kb = $(".kb");
+    const panel = $(".panel");
+    const logEl = $(".log");
+    const input = $("textarea");
+    const sendBtn = $(".send");
+    const launcher = $(".launcher");
+
+    kb.style.setProperty("--accent", config.color);
+    kb.style.setProperty("--on-accent", textColorOn(config.color, root));
+    kb.classList.toggle("left", config.left);
+    $(".title").textContent = config.title;
+    panel.setAttribute("aria-label", config.title);
+    input.placeholder = config.placeholder;
+
+    let isOpen = false;
+    let started = false;
+    let busy = false;
+    let controller = null; // aborts the reply in flight when the conversation is reset
+    let generation = 0; // replies and history from an older conversation are dropped
+
+    function setBusy(value) {
+      busy = value;
+      logEl.setAttribute("aria-busy", String(value));
+      updateSend();
+    }
+
+    function updateSend() {
+      sendBtn.disabled = busy || !input.value.trim();
+    }
+
+    function autosize() {
+      input.style.height = "auto";
+      input.style.height = `${Math.min(input.scrollHeight + 2, 140)}px`;
+    }
+
+    // Follow a growing answer, unless the visitor scrolled up to read something.
+    function scrollDown(force) {
+      const gap = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight;
+      if (force || gap < 120) logEl.scrollTop = logEl.scrollHeight;
+    }
+
+    function addMessage(role, text, sources) {
+      const row = el("div", `msg ${role}`);
+      row.append(el("span", "sr", role === "user" ? "You said:" : "Assistant:"));
+      const bubble = el("div", "bubble");
+      row.append(bubble);
+      if (role === "user") bubble.textContent = text;
+      else renderRich(bubble, text);
+      if (sources) addSources(row, sources);
+      logEl.append(row);
+      scrollDown(true);
+      return { row, bubble };
+    }
+
+    // Titles are deduplicated: several passages often come from one page. Paths are shown as text.
+    function addSources(row, sources) {
+      const seen = new Set();
+      const list = el("ul", "chips");
+      for (const source of Array.isArray(sources) ? sources : []) {
+        const title = source && typeof source.title === "string" ? source.title.trim() : "";
+        if (!title || seen.has(title)) continue;
+        seen.add(title);
+        const chip = el("li", "chip", title);
+        if (typeof source.source === "string") chip.title = source.source;
+        list.append(chip);
+      }
+      if (!seen.size) return;
+      const wrap = el("div", "sources");
+      wrap.append(el("span", "sources-label", "Sources"), list);
+      row.append(wrap);
+    }
+
+    function showNotice(reply, message) {
+      const notice = el("div", "bubble notice", message);
+      if (reply.bubble.textContent) reply.row.append(notice);
+      else reply.bubble.replaceWith(notice);
+      scrollDown();
+    }
+
+    function showGreeting() {
+      addMessage("assistant", config.greeting);
+    }
+
+    async function restoreHistory() {
+      if (!hadSession) return; // a brand-new visitor has nothing to restore: skip the request
+      const mine = generation;
+      setBusy(true);
+      try {
+        const response = await fetch(`${apiBase}/history/${encodeURIComponent(sessionId)}`, {
+          headers: { Accept: "application/json" },
+        });
+        if (!response.ok) return;
+        const data = await response.json();
+        if (mine !== generation) return;
+        for (const message of Array.isArray(data.messages) ? data.messages : []) {
+          if (!message || typeof message.content !== "string") continue;
+          if (message.role === "user") addMessage("user", message.content);
+          else if (message.role === "assistant") addMessage("assistant", message.content, message.sources);
+        }
+      } catch (_) {
+        // A conversation that cannot be restored simply starts afresh: nothing worth alarming anyone.
+      } finally {
+        if (mine === generation) setBusy(false);
+      }
+    }
+
+    function start() {
+      if (started) return;
+      started = true;
+      showGreeting();
+      restoreHistory();
+    }
+
+    function setOpen(open, focus = true) {
+      isOpen = open;
+      kb.classList.toggle("open", open);
+      launcher.setAttribute("aria-expanded", String(open));
+      launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+      storage.set("sessionStorage", OPEN_KEY, open ? "1" : "0");
+      if (open) start();
+      if (focus) (open ? input : launcher).focus();
+    }
+
+    async function send(text) {
+      const mine = generation;
+      controller = new AbortController();
+      setBusy(true);
+      addMessage("user", text);
+      const reply = addMessage("assistant", "");
+      const typing = el("div", "typing");
+      typing.setAttribute("aria-label", "Assistant is typing");
+      typing.append(el("span"), el("span"), el("span"));
+      reply.bubble.append(typing);
+      scrollDown(true);
+
+      let answer = "";
+      let sources = [];
+      let ended = false;
+      try {
+        const response = await fetch(`${apiBase}/chat/stream`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+          body: JSON.stringify({ message: text, session_id: sessionId, use_cache: true }),
+          signal: controller.signal,
+        });
+        if (!response.ok || !response.body) {
+          showNotice(reply, MESSAGES[response.status] || MESSAGES.other);
+          return;
+        }
+        for await (const event of readEvents(response.body)) {
+          if (mine !== generation) return;
+          if (event.name === "sources") {
+            sources = Array.isArray(event.data) ? event.data : [];
+          } else if (event.name === "token" && event.data && typeof event.data.text === "string") {
+            answer += event.data.text;
+            renderRich(reply.bubble, answer); // replaces the typing indicator on the first token
+            scrollDown();
+          } else if (event.name === "done") {
+            ended = true;
+            if (!answer) reply.bubble.textContent = "";
+            addSources(reply.row, sources);
+            scrollDown();
+          } else if (event.name === "error") {
+            ended = true;
+            const message = event.data && typeof event.data.message === "string" ? event.data.message : "";
+            showNotice(reply, message || MESSAGES.other);
+          }
+        }
+        if (!ended) showNotice(reply, MESSAGES.interrupted);
+      } catch (error) {
+        if (mine !== generation || (error && error.name === "AbortError")) return;
+        showNotice(reply, answer ? MESSAGES.interrupted : MESSAGES.network);
+      } finally {
+        if (mine === generation) {
+          typing.remove();
+          setBusy(false);
+        }
+      }
+    }
+
+    function newConversation() {
+      const oldId = sessionId;
+      generation += 1;
+      if (controller) controller.abort();
+      // keepalive: the server should forget the old conversation even if the page goes away right after.
+      fetch(`${apiBase}/history/${encodeURIComponent(oldId)}`, { method: "DELETE", keepalive: true }).catch(
+        () => {}
+      );
+      sessionId = newSessionId();
+      storage.set("localStorage", SESSION_KEY, sessionId);
+      logEl.textContent = "";
+      setBusy(false);
+      showGreeting();
+      input.focus();
+    }
+
+    function submit() {
+      const text = input.value.trim();
+      if (!text || busy) return;
+      input.value = "";
+      autosize();
+      send(text);
+    }
+
+    launcher.addEventListener("click", () => setOpen(!isOpen));
+    $(".close").addEventListener("click", () => setOpen(false));
+    $(".new").addEventListener("click", newConversation);
+    $(".composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      submit();
+    });
+    input.addEventListener("input", () => {
+      autosize();
+      updateSend();
+    });
+    input.addEventListener("keydown", (event) => {
+      // Enter sends, Shift+Enter is a new line; Enter that confirms an IME composition is neither.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submit();
+      }
+    });
+    kb.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && isOpen) {
+        event.stopPropagation();
+        setOpen(false);
+      }
+    });
+
+    // A reload (or the next page of the site) keeps the chat open where the visitor left it.
+    // No opening animation then: the panel should simply be there, as it was.
+    if (storage.get("sessionStorage", OPEN_KEY) === "1") {
+      kb.classList.add("still");
+      setOpen(true, false);
+      requestAnimationFrame(() => requestAnimationFrame(() => kb.classList.remove("still")));
+    }
+  }
+
+  // ---------------------------------------------------------------- Server-Sent Events over fetch
+  // EventSource cannot POST, so events are parsed here. A read may end anywhere, even mid-line.
+  async function* readEvents(body) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+        // CRLF and CR end lines too; a CR at the very end may be half of a CRLF split across reads.
+        buffer = buffer.replace(/\r\n|\r(?!$)/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) !== -1) {
+          const event = parseEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+          if (event) yield event;
+        }
+        if (done) {
+          const event = parseEvent(buffer.replace(/\r$/, ""));
+          if (event) yield event;
+          return;
+        }
+      }
+    } finally {
+      // Stops downloading a reply nobody will show (the conversation was reset); harmless when done.
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  function parseEvent(block) {
+    let name = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue; // blank or comment (keep-alive)
+      const colon = line.indexOf(":");
+      const field = colon === -1 ? line : line.slice(0, colon);
+      const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") name = value;
+      else if (field === "data") data.push(value);
+    }
+    if (!data.length) return null;
+    try {
+      return { name, data: JSON.parse(data.join("\n")) };
+    } catch (_) {
+      return null; // a malformed event is skipped, not shown
+    }
+  }
+
+  // White or near-black text on the accent, whichever contrasts more (WCAG relative luminance).
+  function textColorOn(accent, root) {
+    const probe = el("span");
+    probe.style.color = accent;
+    root.append(probe);
+    const match = /rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)/.exec(getComputedStyle(probe).color);
+    probe.remove();
+    if (!match) return "#fff";
+    const [r, g, b] = match.slice(1, 4).map((v) => {
+      const c = Number(v) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    const luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    return 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.0586 ? "#fff" : "#0f172a";
+  }
+
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount, { once: true });
+})();

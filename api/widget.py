@@ -1,0 +1,31 @@
+"""The embeddable chat widget (`/widget.js`) and a demo page that embeds it (`/demo`), served by the API
+itself so that a website needs one script tag and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+# Short: a fixed widget reaches visitors within minutes, yet pages do not refetch it on every view.
+WIDGET_HEADERS = {"Cache-Control": "public, max-age=300"}
+
+
+def build_widget_router() -> APIRouter:
+    # Read once: both files are small and only change with a new release.
+    script = (STATIC / "widget.js").read_bytes()
+    demo = (STATIC / "demo.html").read_bytes()
+    router = APIRouter()
+
+    @router.get("/widget.js", include_in_schema=False)
+    async def widget_js() -> Response:
+        return Response(script, media_type="application/javascript; charset=utf-8", headers=WIDGET_HEADERS)
+
+    @router.get("/demo", include_in_schema=False)
+    async def demo_page() -> HTMLResponse:
+        return HTMLResponse(demo)
+
+    return router
