@@ -130,10 +130,6 @@ class ExtractiveGenerator:
             section = prompt.passages[rank].headings.rsplit(" > ", 1)[-1]
             body = " ".join(sentences)
             lines.append(f"- **{section}**: {body}" if section else f"- {body}")
-        titles = list(dict.fromkeys(prompt.passages[rank].title for rank, _ in chosen))
-        titles = [t for t in titles if t]
-        if titles:
-            lines += ["", f"Source: {', '.join(titles)}."]
         return "\n".join(lines)
 
     async def stream(self, prompt: Prompt, *, timeout: float = 0.0) -> AsyncIterator[str]:

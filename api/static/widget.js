@@ -85,7 +85,7 @@
 :host{all:initial!important;display:block!important;position:fixed!important;right:0!important;bottom:0!important;
   width:0!important;height:0!important;z-index:2147483000!important}
 *,*::before,*::after{box-sizing:border-box}
-.kb{--accent:#2563eb;--on-accent:#fff;font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",
+.kb{--accent:#2563eb;--on-accent:#fff;--shade:#000;--link:#2563eb;font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",
   Arial,"Noto Sans","Liberation Sans",sans-serif;font-size:15px;line-height:1.5;color:#0f172a;text-align:left;
   letter-spacing:normal;-webkit-font-smoothing:antialiased}
 button,textarea{font:inherit;color:inherit;margin:0}
@@ -107,7 +107,7 @@ svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-wi
 .open .panel{opacity:1;transform:none;visibility:visible;transition:opacity .2s ease,transform .2s ease,visibility 0s}
 .left .launcher,.left .panel{right:auto;left:24px;transform-origin:bottom left}
 .head{display:flex;align-items:center;gap:12px;padding:16px 12px 16px 18px;color:var(--on-accent);background:var(--accent);
-  background:linear-gradient(135deg,var(--accent),color-mix(in srgb,var(--accent) 72%,#000))}
+  background:linear-gradient(135deg,var(--accent),color-mix(in srgb,var(--accent) 75%,var(--shade)))}
 .avatar{flex:none;width:40px;height:40px;border-radius:50%;display:grid;place-items:center;background:rgba(255,255,255,.2)}
 .head-text{flex:1;min-width:0}
 .title{margin:0;font-size:16px;font-weight:650;line-height:1.3;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
@@ -130,7 +130,7 @@ svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-wi
 .bubble ul{padding-left:20px}
 .bubble li+li{margin-top:3px}
 .bubble strong{font-weight:650}
-.bubble a{color:var(--accent);text-decoration:underline;text-underline-offset:2px}
+.bubble a{color:var(--link);text-decoration:underline;text-underline-offset:2px}
 .sources{margin-top:8px;display:flex;flex-wrap:wrap;align-items:center;gap:6px}
 .sources-label{font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.06em;color:#64748b;margin-right:2px}
 .chips{display:flex;flex-wrap:wrap;gap:6px;margin:0;padding:0;list-style:none}
@@ -144,13 +144,14 @@ svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-wi
 textarea{flex:1;min-height:46px;max-height:140px;resize:none;padding:11px 14px;border:1px solid #cbd5e1;border-radius:14px;
   background:#fff;line-height:1.45;font-size:15px;outline:none}
 textarea::placeholder{color:#94a3b8}
+textarea:focus-visible{outline:none}
 textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.18);
   box-shadow:0 0 0 3px color-mix(in srgb,var(--accent) 22%,transparent)}
 .send{flex:none;width:46px;height:46px;border-radius:14px;display:grid;place-items:center;background:var(--accent);
   color:var(--on-accent);transition:opacity .15s}
 .send:hover:not(:disabled){filter:brightness(.93)}
 .send:disabled{opacity:.4;cursor:default}
-.foot{margin:0;padding:2px 12px 10px;text-align:center;font-size:11.5px;color:#94a3b8;background:#fff}
+.foot{margin:0;padding:2px 12px calc(10px + env(safe-area-inset-bottom,0px));text-align:center;font-size:11.5px;color:#94a3b8;background:#fff}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 .still *{transition:none!important}
 @media (max-width:480px){
@@ -296,7 +297,10 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
     const launcher = $(".launcher");
 
     kb.style.setProperty("--accent", config.color);
-    kb.style.setProperty("--on-accent", textColorOn(config.color, root));
+    const light = isLight(config.color, root);
+    kb.style.setProperty("--on-accent", light ? "#0f172a" : "#fff");
+    kb.style.setProperty("--shade", light ? "#fff" : "#000"); // the header's gradient keeps its contrast
+    kb.style.setProperty("--link", light ? "#0f172a" : config.color);
     kb.classList.toggle("left", config.left);
     $(".title").textContent = config.title;
     panel.setAttribute("aria-label", config.title);
@@ -418,6 +422,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       addMessage("user", text);
       const reply = addMessage("assistant", "");
       const typing = el("div", "typing");
+      typing.setAttribute("role", "img");
       typing.setAttribute("aria-label", "Assistant is typing");
       typing.append(el("span"), el("span"), el("span"));
       reply.bubble.append(typing);
@@ -447,8 +452,8 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
             scrollDown();
           } else if (event.name === "done") {
             ended = true;
-            if (!answer) reply.bubble.textContent = "";
-            addSources(reply.row, sources);
+            if (!answer) showNotice(reply, MESSAGES.other); // "success" with no text: not an answer
+            else addSources(reply.row, sources);
             scrollDown();
           } else if (event.name === "error") {
             ended = true;
@@ -575,20 +580,21 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
     }
   }
 
-  // White or near-black text on the accent, whichever contrasts more (WCAG relative luminance).
-  function textColorOn(accent, root) {
+  // Whether white text on the accent would be hard to read (WCAG contrast under 3:1, e.g. yellow): most
+  // brand colours carry white text, as visitors expect, and very light ones get near-black instead.
+  function isLight(accent, root) {
     const probe = el("span");
     probe.style.color = accent;
     root.append(probe);
     const match = /rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)/.exec(getComputedStyle(probe).color);
     probe.remove();
-    if (!match) return "#fff";
+    if (!match) return false;
     const [r, g, b] = match.slice(1, 4).map((v) => {
       const c = Number(v) / 255;
       return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
     });
     const luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    return 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.0586 ? "#fff" : "#0f172a";
+    return 1.05 / (luminance + 0.05) < 3;
   }
 
   if (document.body) mount();

@@ -1,0 +1,483 @@
+"""The chat widget in a real browser: Debian's Chromium driven by Playwright, against the real API run as a
+process (`python -m api`). The widget is embedded with its one tag on pages of another origin, as on a
+customer's website; nothing is mocked (the LLM tier, where one is needed, is the fake Gemini over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Request, expect, sync_playwright
+
+from bench.server import ServerProcess
+from tests.conftest import KNOWLEDGE, ROOT
+from tests.fakes.gemini_server import FakeGemini, Reply
+
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOT = ROOT / "docs" / "widget.png"
+WIDGET_JS = ROOT / "api" / "static" / "widget.js"
+DEMO_HTML = ROOT / "api" / "static" / "demo.html"
+DEMO_TAG = '<script src="/widget.js" data-title="Northwind Assistant"'
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+ANSWER_TIMEOUT = 60_000  # ms: the first question also loads the embedding model
+GREETING = "Hi! How can I help you today?"
+SERVICES_TEXT = "full-service web and software agency"  # from knowledge/services.md
+RATE_LIMITED = "You're sending messages a little fast — please wait a moment and try again."
+XSS_REPLY = (
+    'Hello <img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> **bold** '
+    "[link](javascript:alert(1)) https://example.com/ok"
+)
+
+# Hostile on purpose: a page whose CSS would wreck any widget that lived in its document.
+HOSTILE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>A hostile host page</title>
+<style>
+  * {{ font-size: 40px !important; color: red !important; line-height: 3 !important; }}
+  button {{ display: none !important; }}
+  div {{ padding: 30px !important; border: 5px solid lime !important; }}
+</style></head>
+<body>
+  <p id="host-text">The customer's own page.</p>
+  <button id="host-button" type="button">A host button</button>
+  <script src="{api}/widget.js" data-api="{api}" data-title="Northwind Assistant" defer></script>
+</body></html>
+"""
+
+
+class HostSite:
+    """The customer's website: its own origin (another port), so the widget's API calls are cross-origin."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, bytes] = {}
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = site.pages.get(self.path.split("?")[0])
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def add(self, path: str, html: str) -> str:
+        self.pages[path] = html.encode()
+        return f"{self.origin}{path}"
+
+    def hostile(self, api: str, name: str) -> str:
+        return self.add(f"/{name}.html", HOSTILE_PAGE.format(api=api))
+
+    def demo(self, api: str) -> str:
+        """The bundled demo page, its one tag pointed at the API on the other origin."""
+        html = DEMO_HTML.read_text()
+        assert DEMO_TAG in html, "the demo page's script tag changed: update DEMO_TAG"
+        tag = f'<script src="{api}/widget.js" data-api="{api}" data-title="Northwind Assistant"'
+        return self.add("/demo.html", html.replace(DEMO_TAG, tag))
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@dataclass
+class Servers:
+    plain: ServerProcess  # no API key: the extractive tier answers from the knowledge base
+    limited: ServerProcess  # RATE_LIMIT_CHAT=2/minute
+    gemini: ServerProcess  # answers come from the fake Gemini
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[HostSite]:
+    server = HostSite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def servers(
+    tmp_path_factory: pytest.TempPathFactory,
+    knowledge_store_dir: Path,
+    fake_gemini_server: FakeGemini,
+    site: HostSite,
+) -> Iterator[Servers]:
+    """Three real API processes, started together: each takes seconds to come up."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = tmp_path_factory.mktemp("widget-servers")
+
+    def start(name: str, **env: str) -> ServerProcess:
+        store = base / name
+        shutil.copytree(knowledge_store_dir, store)
+        full_env = {
+            "CHROMA_PATH": str(store),
+            "KNOWLEDGE_DIR": str(KNOWLEDGE),
+            "GOOGLE_API_KEY": "",
+            "LLM_CHAIN": "gemini,extractive",
+            "ALLOWED_ORIGINS": site.origin,
+            **env,
+        }
+        return ServerProcess(full_env, ARTIFACTS / f"server-{name}.log")
+
+    started = [
+        start("plain"),
+        start("limited", RATE_LIMIT_CHAT="2/minute"),
+        start("gemini", GOOGLE_API_KEY="test-key", GEMINI_BASE_URL=fake_gemini_server.url),
+    ]
+    try:
+        for server in started:
+            server.wait_healthy()
+        yield Servers(*started)
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "Debian's `chromium` is not installed (apt-get install chromium): the widget tests need it"
+        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh profile per test: its own localStorage, so its own conversation."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield ctx
+    ctx.close()
+
+
+class Widget:
+    """The widget as a visitor sees it; Playwright's locators reach into its open shadow root."""
+
+    def __init__(self, context: BrowserContext, url: str) -> None:
+        self.page = context.new_page()
+        self.errors: list[str] = []
+        self.chat_requests: list[dict[str, Any]] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("request", self._record)
+        self.page.goto(url)
+        self.launcher = self.page.locator("[data-kbchat] .launcher")
+        self.dialog = self.page.get_by_role("dialog", name="Northwind Assistant")
+        self.log = self.page.get_by_role("log")
+        self.box = self.page.get_by_role("textbox", name="Message")
+        self.send_button = self.page.get_by_role("button", name="Send")
+        self.user_messages = self.page.locator(".msg.user .bubble")
+        self.assistant_messages = self.page.locator(".msg.assistant")
+
+    def _record(self, request: Request) -> None:
+        if request.url.endswith("/chat/stream"):
+            self.chat_requests.append(json.loads(request.post_data or "{}"))
+
+    def open(self) -> None:
+        self.page.get_by_role("button", name="Open chat").click()
+        expect(self.dialog).to_be_visible()
+        expect(self.dialog).to_have_css("transform", "none")  # the opening animation has finished
+
+    def ask(self, question: str) -> None:
+        """Types a question, sends it with Enter and waits until the reply has finished streaming."""
+        self.box.fill(question)
+        self.box.press("Enter")
+        expect(self.log).to_have_attribute("aria-busy", "false", timeout=ANSWER_TIMEOUT)
+
+    def settled(self) -> None:
+        """Waits for the conversation restored from history (or for the reply in flight)."""
+        expect(self.log).to_have_attribute("aria-busy", "false", timeout=ANSWER_TIMEOUT)
+
+    def watch_reply(self) -> None:
+        """Records, from inside the page, what the next reply looked like while it came in."""
+        self.page.evaluate(
+            """() => {
+              const log = document.querySelector('[data-kbchat]').shadowRoot.querySelector('.log');
+              window.__seen = {typing: false, lengths: []};
+              new MutationObserver(() => {
+                if (log.querySelector('.typing')) window.__seen.typing = true;
+                const bubbles = log.querySelectorAll('.msg.assistant .bubble');
+                const last = bubbles[bubbles.length - 1];
+                const length = last && !last.querySelector('.typing') ? last.textContent.length : 0;
+                const seen = window.__seen.lengths;
+                if (length && seen[seen.length - 1] !== length) seen.push(length);
+              }).observe(log, {childList: true, subtree: true, characterData: true});
+            }"""
+        )
+
+    def seen(self) -> dict[str, Any]:
+        seen: dict[str, Any] = self.page.evaluate("() => window.__seen")
+        return seen
+
+    def in_log(self, script: str) -> Any:
+        """Evaluates `script` with `log`, the shadow root's message log, in scope."""
+        return self.page.evaluate(
+            f"() => {{ const log = document.querySelector('[data-kbchat]').shadowRoot"
+            f".querySelector('[role=log]'); return {script}; }}"
+        )
+
+    def session_id(self) -> str:
+        value: str = self.page.evaluate("() => localStorage.getItem('kbchat:session')")
+        return value
+
+
+def box_of(locator: Any) -> dict[str, float]:
+    box: dict[str, float] | None = locator.bounding_box()
+    assert box is not None, "element is not rendered"
+    return box
+
+
+def test_widget_is_served_by_the_api(servers: Servers) -> None:
+    script = httpx.get(f"{servers.plain.url}/widget.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "application/javascript; charset=utf-8"
+    assert script.headers["cache-control"] == "public, max-age=300"
+    assert script.content == WIDGET_JS.read_bytes()
+    demo = httpx.get(f"{servers.plain.url}/demo")
+    assert demo.status_code == 200 and demo.headers["content-type"].startswith("text/html")
+    assert "Northwind Digital" in demo.text and 'src="/widget.js"' in demo.text
+
+
+def test_streams_answers_follows_up_and_restores_after_reload(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.demo(servers.plain.url))
+    expect(widget.dialog).to_be_hidden()
+    widget.open()
+    expect(widget.box).to_be_focused()
+    expect(widget.send_button).to_be_disabled()  # nothing typed yet
+    expect(widget.assistant_messages).to_have_count(1)  # the greeting
+
+    widget.watch_reply()
+    widget.ask("What services do you offer?")
+    services = widget.assistant_messages.nth(1)
+    expect(services.locator(".bubble")).to_contain_text(SERVICES_TEXT)
+    expect(services.locator(".chip").filter(has_text="Our Services")).to_have_count(1)
+    chips = services.locator(".chip").all_inner_texts()
+    assert len(chips) == len(set(chips)), f"source titles are shown once each: {chips}"
+    assert widget.seen()["typing"], "no typing indicator before the first token"
+
+    widget.ask("How much is the Growth package?")
+    expect(widget.assistant_messages.nth(2).locator(".bubble")).to_contain_text("12,500")
+    expect(widget.user_messages).to_have_text(
+        ["What services do you offer?", "How much is the Growth package?"]
+    )
+    session = widget.session_id()
+    assert [request["session_id"] for request in widget.chat_requests] == [session, session]
+    assert all(request["use_cache"] is True for request in widget.chat_requests)
+
+    widget.page.reload()
+    expect(widget.dialog).to_be_visible()  # it stays open across the reload
+    widget.settled()
+    expect(widget.user_messages).to_have_text(
+        ["What services do you offer?", "How much is the Growth package?"]
+    )
+    expect(widget.assistant_messages).to_have_count(3)
+    expect(widget.assistant_messages.nth(1)).to_contain_text(SERVICES_TEXT)
+    expect(widget.assistant_messages.nth(1).locator(".chip").filter(has_text="Our Services")).to_have_count(1)
+    expect(widget.assistant_messages.nth(2)).to_contain_text("12,500")
+    assert widget.session_id() == session
+
+    # The picture for the docs: the panel at rest, scrolled to show the first answer's sources above the
+    # follow-up question and the start of its answer.
+    expect(widget.dialog).to_have_css("transform", "none")
+    widget.in_log(
+        "(log.scrollTop = [...log.querySelectorAll('.msg.user')].pop().offsetTop - log.offsetTop - 110)"
+    )
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    widget.page.screenshot(path=str(ARTIFACTS / "widget.png"))
+    shutil.copyfile(ARTIFACTS / "widget.png", SCREENSHOT)
+    assert widget.errors == []
+
+
+def test_rate_limit_is_a_friendly_line(servers: Servers, site: HostSite, context: BrowserContext) -> None:
+    widget = Widget(context, site.hostile(servers.limited.url, "limited"))
+    widget.open()
+    widget.ask("What services do you offer?")
+    widget.ask("Where is your office?")
+    expect(widget.page.locator(".notice")).to_have_count(0)
+    widget.ask("Do you build mobile apps?")
+
+    last = widget.assistant_messages.last
+    expect(last.locator(".notice")).to_have_text(RATE_LIMITED)
+    log_text = widget.log.inner_text()
+    assert "429" not in log_text and "{" not in log_text and "Rate limit" not in log_text
+    expect(widget.send_button).to_be_disabled()  # the box was emptied; it is usable again once typed in
+    widget.box.fill("again")
+    expect(widget.send_button).to_be_enabled()
+    assert widget.errors == []
+
+
+def test_model_output_cannot_inject_markup(
+    servers: Servers, site: HostSite, context: BrowserContext, fake_gemini: FakeGemini
+) -> None:
+    fake_gemini.reset(default=Reply(text=XSS_REPLY))
+    widget = Widget(context, site.hostile(servers.gemini.url, "xss"))
+    widget.open()
+    widget.watch_reply()
+    widget.ask("Say hello")
+    assert fake_gemini.calls >= 1, "the fake Gemini was not asked: the test would prove nothing"
+    lengths = widget.seen()["lengths"]
+    assert len(lengths) >= 2, f"the answer did not stream in pieces: {lengths}"
+
+    for when in ("streamed", "restored from history"):
+        answer = widget.assistant_messages.nth(1).locator(".bubble")
+        expect(answer, when).to_contain_text('<img src=x onerror="window.__pwned=1">')
+        expect(answer, when).to_contain_text("<script>window.__pwned=2</script>")
+        assert widget.page.evaluate("() => window.__pwned") is None, when
+        assert widget.in_log("log.querySelectorAll('img, script, iframe, object').length") == 0, when
+        assert widget.in_log("[...log.querySelectorAll('[onerror], [onclick]')].length") == 0, when
+        expect(answer.locator("strong"), when).to_have_text("bold")
+        links = answer.locator("a")
+        expect(links, when).to_have_count(1)
+        expect(links, when).to_have_attribute("href", "https://example.com/ok")
+        expect(links, when).to_have_attribute("target", "_blank")
+        expect(links, when).to_have_attribute("rel", "noopener noreferrer nofollow")
+        assert (
+            widget.in_log("[...log.querySelectorAll('a')].filter(a => /javascript/i.test(a.href)).length")
+            == 0
+        )
+        expect(answer, when).to_contain_text("link")  # the label stays, as plain text
+        widget.page.reload()
+        expect(widget.dialog).to_be_visible()
+        widget.settled()
+    assert widget.errors == []
+
+
+def test_host_page_css_does_not_reach_the_widget(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.hostile(servers.plain.url, "hostile"))
+    # The hostile CSS is live on the page itself...
+    expect(widget.page.locator("#host-button")).to_be_hidden()
+    assert widget.page.locator("#host-text").evaluate("e => getComputedStyle(e).fontSize") == "40px"
+
+    # ...and does not reach inside the widget.
+    expect(widget.launcher).to_be_visible()
+    launcher = box_of(widget.launcher)
+    assert 40 <= launcher["width"] <= 80 and 40 <= launcher["height"] <= 80
+    widget.open()
+    expect(widget.send_button).to_be_visible()
+    send = box_of(widget.send_button)
+    assert send["width"] > 0 and send["height"] > 0
+    greeting = widget.assistant_messages.first.locator(".bubble")
+    expect(greeting).to_have_text(GREETING)
+    style = greeting.evaluate("e => [getComputedStyle(e).fontSize, getComputedStyle(e).color]")
+    assert style[0] != "40px" and style[0] == "15px", style
+    assert style[1] != "rgb(255, 0, 0)", style
+    dialog = box_of(widget.dialog)
+    assert dialog["width"] < 500 and dialog["height"] > 400  # the floating panel, not stretched or squashed
+    assert widget.errors == []
+
+
+def test_keyboard_only(servers: Servers, site: HostSite, context: BrowserContext) -> None:
+    widget = Widget(context, site.hostile(servers.plain.url, "keyboard"))
+    widget.launcher.focus()
+    widget.page.keyboard.press("Enter")
+    expect(widget.dialog).to_be_visible()
+    expect(widget.box).to_be_focused()
+    expect(widget.page.get_by_role("button", name="Close chat")).to_have_attribute("aria-expanded", "true")
+
+    widget.page.keyboard.type("   ")
+    expect(widget.send_button).to_be_disabled()  # whitespace is not a question
+    widget.page.keyboard.type("line one")
+    widget.page.keyboard.press("Shift+Enter")
+    widget.page.keyboard.type("line two")
+    expect(widget.box).to_have_value("   line one\nline two")
+    expect(widget.user_messages).to_have_count(0)  # Shift+Enter did not send
+    expect(widget.send_button).to_be_enabled()
+    outline = widget.launcher.evaluate("e => getComputedStyle(e).outlineStyle")
+    assert outline == "none"  # not focused now; the ring is checked below on the focused launcher
+
+    widget.page.keyboard.press("Escape")
+    expect(widget.dialog).to_be_hidden()
+    expect(widget.launcher).to_be_focused()
+    expect(widget.launcher).to_have_accessible_name("Open chat")
+    ring = widget.launcher.evaluate(
+        "e => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]"
+    )
+    assert ring == ["solid", "2px"], f"no visible focus ring: {ring}"
+    assert widget.errors == []
+
+
+def test_phone_sized_screen_gets_a_full_screen_panel(
+    servers: Servers, site: HostSite, browser: Browser
+) -> None:
+    phone = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+    try:
+        widget = Widget(phone, site.hostile(servers.plain.url, "phone"))
+        widget.open()
+        panel = box_of(widget.dialog)
+        assert panel["x"] <= 1 and panel["width"] >= 373, panel
+        assert panel["y"] <= 1 and panel["height"] >= 660, panel
+        expect(widget.send_button).to_be_in_viewport()
+        expect(widget.page.get_by_role("button", name="Close", exact=True)).to_be_in_viewport()
+        assert widget.errors == []
+    finally:
+        phone.close()
+
+
+def test_new_conversation_clears_the_log_and_the_server_side_history(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.hostile(servers.plain.url, "fresh"))
+    widget.open()
+    widget.ask("What are your support hours?")
+    expect(widget.assistant_messages).to_have_count(2)
+    old = widget.session_id()
+
+    def old_history() -> Any:
+        return httpx.get(f"{servers.plain.url}/history/{old}").raise_for_status().json()
+
+    assert len(old_history()["messages"]) == 2
+
+    widget.page.get_by_role("button", name="New conversation").click()
+    expect(widget.assistant_messages).to_have_count(1)
+    expect(widget.assistant_messages.first.locator(".bubble")).to_have_text(GREETING)
+    expect(widget.user_messages).to_have_count(0)
+    new = widget.session_id()
+    assert new != old and len(new) == 36
+    # The DELETE is fire-and-forget (keepalive): give it a moment, at a pace the history limit allows.
+    deadline = time.monotonic() + 5
+    while old_history()["messages"] and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert old_history() == {"session_id": old, "messages": []}
+
+    with widget.page.expect_response(lambda response: f"/history/{new}" in response.url):
+        widget.page.reload()
+    expect(widget.dialog).to_be_visible()
+    widget.settled()
+    expect(widget.assistant_messages).to_have_count(1)
+    expect(widget.assistant_messages.first.locator(".bubble")).to_have_text(GREETING)
+    expect(widget.user_messages).to_have_count(0)
+    assert widget.errors == []
