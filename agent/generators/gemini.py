@@ -10,6 +10,7 @@ import structlog
 
 from agent.errors import FallThroughError, GenerationError, RetryableError, TierUnavailable, http_error
 from agent.generators.base import GenerationParams, TierStatus
+from agent.generators.streaming import guarded
 from agent.prompting import Prompt
 from agent.retry import parse_retry_after
 
@@ -75,24 +76,18 @@ class GeminiGenerator:
             raise classify(exc) from exc
         return _text_of(response)
 
-    async def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
-        config = self._config(prompt, timeout)
-        produced = False
-        try:
-            chunks = await self._get_client().aio.models.generate_content_stream(
-                model=self.model, contents=prompt.user_message(), config=config
-            )
-            async for chunk in chunks:
-                piece = _piece_of(chunk, first=not produced)
-                if piece:
-                    produced = True
-                    yield piece
-        except GenerationError:
-            raise
-        except Exception as exc:  # classified right here, once, into our error tree
-            raise classify(exc) from exc
-        if not produced:
-            raise FallThroughError("Gemini streamed no text", reason="empty")
+    def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
+        return guarded(self._pieces(prompt, timeout), classify, "Gemini")
+
+    async def _pieces(self, prompt: Prompt, timeout: float) -> AsyncIterator[str]:
+        chunks = await self._get_client().aio.models.generate_content_stream(
+            model=self.model, contents=prompt.user_message(), config=self._config(prompt, timeout)
+        )
+        first = True
+        async for chunk in chunks:
+            piece = _piece_of(chunk, first=first)
+            first = first and not piece.strip()
+            yield piece
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -149,7 +144,7 @@ def _piece_of(chunk: Any, *, first: bool) -> str:
         finish = str(getattr(candidates[0], "finish_reason", "") or "")
         if "SAFETY" in finish or "BLOCK" in finish:
             raise FallThroughError(f"Gemini stopped the answer: {finish}", reason="blocked")
-    return text.lstrip() if first else text
+    return text
 
 
 def _text_of(response: Any) -> str:

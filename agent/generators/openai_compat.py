@@ -8,6 +8,7 @@ from typing import Any
 from agent.errors import FallThroughError, GenerationError, TierUnavailable, http_error
 from agent.generators.base import GenerationParams, TierStatus
 from agent.generators.gemini import transport_error
+from agent.generators.streaming import guarded
 from agent.prompting import Prompt
 from agent.retry import parse_retry_after
 
@@ -75,28 +76,23 @@ class OpenAICompatGenerator:
             raise classify(exc) from exc
         return _text_of(response)
 
-    async def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
-        request = self._request(prompt, timeout)
+    def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
+        return guarded(self._pieces(prompt, timeout), classify, "OpenAI-compatible server")
+
+    async def _pieces(self, prompt: Prompt, timeout: float) -> AsyncIterator[str]:
+        chunks = await self._get_client().chat.completions.create(
+            **self._request(prompt, timeout), stream=True
+        )
         produced = False
-        try:
-            chunks = await self._get_client().chat.completions.create(**request, stream=True)
-            async for chunk in chunks:
-                choice = chunk.choices[0] if chunk.choices else None
-                if choice is None:
-                    continue
-                if choice.finish_reason == "content_filter" and not produced:
-                    raise FallThroughError("OpenAI-compatible server filtered the answer", reason="blocked")
-                piece = (choice.delta.content if choice.delta else None) or ""
-                piece = piece if produced else piece.lstrip()
-                if piece:
-                    produced = True
-                    yield piece
-        except GenerationError:
-            raise
-        except Exception as exc:  # classified right here, once, into our error tree
-            raise classify(exc) from exc
-        if not produced:
-            raise FallThroughError("OpenAI-compatible server streamed no text", reason="empty")
+        async for chunk in chunks:
+            choice = chunk.choices[0] if chunk.choices else None
+            if choice is None:
+                continue
+            if choice.finish_reason == "content_filter" and not produced:
+                raise FallThroughError("OpenAI-compatible server filtered the answer", reason="blocked")
+            piece = (choice.delta.content if choice.delta else None) or ""
+            produced = produced or bool(piece.strip())
+            yield piece
 
     async def aclose(self) -> None:
         if self._client is not None:
