@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rag.embedder import Embedder
 from rag.ingestion import desired_manifest, ensure_ingested
@@ -68,6 +70,39 @@ def _status(settings: RagSettings, as_json: bool) -> int:
     return 0 if state["up_to_date"] else 1
 
 
+def _eval(settings: RagSettings, dataset_dir: Path, limit: int | None, store_dir: Path | None) -> int:
+    from rag.evaluation import CHUNKS_PER_QUERY, document_ids, evaluate, load_beir, write_knowledge_folder
+    from rag.retriever import Retriever
+
+    dataset = load_beir(dataset_dir)
+    if limit:
+        kept = dict(list(dataset.queries.items())[:limit])
+        dataset = type(dataset)(dataset.corpus, kept, {q: dataset.qrels[q] for q in kept})
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        knowledge = Path(tmp) / "knowledge"
+        write_knowledge_folder(dataset, knowledge)
+        # A given store folder is reused: an unchanged corpus is then not embedded again.
+        store_path = store_dir or Path(tmp) / "store"
+        eval_settings = settings.model_copy(update={"knowledge_dir": knowledge, "chroma_path": store_path})
+        store = KnowledgeStore.persistent(store_path, settings.collection_prefix)
+        embedder = Embedder(settings.embedding_model, settings.embedding_batch_size)
+        ensure_ingested(store, embedder, eval_settings, progress=_progress_bar)
+        retriever = Retriever(store, embedder, CHUNKS_PER_QUERY)
+        embedder.embed_query("warm-up")  # the first call pays for lazy set-up, not retrieval
+        scores = evaluate(
+            dataset, lambda text: retriever.retrieve(text, CHUNKS_PER_QUERY), document_ids(dataset)
+        )
+    sys.stdout.write(
+        f"{dataset_dir.name}: {len(dataset.corpus)} documents, {scores.queries} queries, retriever dense\n"
+        "| retriever | nDCG@10 | Recall@5 | Recall@10 | MRR@10 | p50 ms | p95 ms |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| dense | {scores.ndcg_at_10:.4f} | {scores.recall_at_5:.4f} | {scores.recall_at_10:.4f} | "
+        f"{scores.mrr_at_10:.4f} | {scores.latency_p50_ms:.1f} | {scores.latency_p95_ms:.1f} |\n"
+        f"nDCG@10={scores.ndcg_at_10:.4f}\n"
+    )
+    return 0
+
+
 def _parameters(manifest: Manifest) -> tuple[str, int, int, int]:
     return manifest.embedding_model, manifest.chunk_size, manifest.chunk_overlap, manifest.chunker
 
@@ -79,10 +114,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ingest.add_argument("--force", action="store_true", help="rebuild even if the store is up to date")
     status = sub.add_parser("status", help="show what the store holds; exit 1 if it is out of date")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluation = sub.add_parser(
+        "eval", help="measure retrieval on a BEIR-format set (corpus, queries, qrels)"
+    )
+    evaluation.add_argument(
+        "dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/test.tsv"
+    )
+    evaluation.add_argument("--limit", type=int, help="evaluate only the first N queries")
+    evaluation.add_argument("--store", type=Path, help="reuse this store folder between runs")
     args = parser.parse_args(argv)
 
     settings = RagSettings()
     configure_logging(LoggingSettings())
     if args.command == "ingest":
         return _ingest(settings, args.force)
+    if args.command == "eval":
+        return _eval(settings, args.dataset, args.limit, args.store)
     return _status(settings, args.json)
