@@ -42,7 +42,10 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
     embedder = Embedder(rag.embedding_model, rag.embedding_batch_size)
     if settings.api.ingest_on_start:
         ensure_ingested(store, embedder, rag)
-    retriever = Retriever(store, embedder, rag.top_k)
+    retriever = Retriever(
+        store, embedder, rag.top_k, mode=rag.retriever, lexical_dir=rag.chroma_path / "lexical"
+    )
+    retriever.prepare()
     agent = Agent(retriever, build_chain(settings.agent), settings.agent.contact_hint)
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:

@@ -29,9 +29,14 @@ class Chunk:
         return " > ".join(self.headings)
 
     def embedding_text(self) -> str:
-        """What gets embedded: the title and heading path give a short passage its topic."""
-        context = " > ".join(dict.fromkeys((self.title, *self.headings)))
-        return f"{context}\n\n{self.text}" if context else self.text
+        return indexed_text(self.title, self.heading_path, self.text)
+
+
+def indexed_text(title: str, heading_path: str, text: str) -> str:
+    """What gets embedded and indexed: the title and heading path give a short passage its topic."""
+    headings = [h for h in heading_path.split(" > ") if h] if heading_path else []
+    context = " > ".join(dict.fromkeys(part for part in (title, *headings) if part))
+    return f"{context}\n\n{text}" if context else text
 
 
 def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:

@@ -1,11 +1,22 @@
-"""Top-k passages for a question by cosine similarity."""
+"""Top-k passages for a question: dense (cosine over MiniLM), lexical (BM25) or both fused."""
 
 from __future__ import annotations
 
+import shutil
+import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
+from rag.chunking import indexed_text
 from rag.embedder import Embedder
-from rag.store import KnowledgeStore
+from rag.lexical import LexicalIndex
+from rag.store import Hit, KnowledgeStore
+
+RetrieverMode = Literal["dense", "lexical", "hybrid"]
+# Candidates each ranking contributes to the fusion, per passage asked for.
+CANDIDATES_PER_RESULT = 5
+RRF_K = 60  # the usual constant of reciprocal-rank fusion: dampens the weight of the very top ranks
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,27 +30,104 @@ class Passage:
 
 
 class Retriever:
-    def __init__(self, store: KnowledgeStore, embedder: Embedder, top_k: int) -> None:
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        embedder: Embedder,
+        top_k: int,
+        *,
+        mode: RetrieverMode = "dense",
+        lexical_dir: Path | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.top_k = top_k
+        self.mode = mode
+        self._lexical_dir = lexical_dir
+        self._lexical: LexicalIndex | None = None
+        self._lexical_build: str | None = None
+        self._lock = threading.Lock()
 
     def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
         """Blocking (model + store): call from a worker thread, not the event loop."""
-        hits = self.store.query(self.embedder.embed_query(question), k or self.top_k)
-        return [
-            Passage(
-                id=h.id,
-                source=str(h.metadata.get("source", "")),
-                title=str(h.metadata.get("title", "")),
-                headings=str(h.metadata.get("headings", "")),
-                text=h.text,
-                score=round(h.score, 4),
-            )
-            for h in hits
-        ]
+        k = k or self.top_k
+        if self.mode == "dense":
+            hits = self._dense(question, k)
+        elif self.mode == "lexical":
+            hits = self._lexical_hits(question, k)
+        else:
+            hits = self._hybrid(question, k)
+        return [_passage(hit) for hit in hits]
+
+    def prepare(self) -> None:
+        """Load (or build once) what the mode needs for the active build, before the first question."""
+        if self.mode != "dense":
+            self._lexical_index()
+
+    def _dense(self, question: str, k: int) -> list[Hit]:
+        return self.store.query(self.embedder.embed_query(question), k)
+
+    def _lexical_hits(self, question: str, k: int) -> list[Hit]:
+        index = self._lexical_index()
+        found = index.search(question, k) if index else []
+        scores = dict(found)
+        return [Hit(h.id, h.text, h.metadata, scores[h.id]) for h in self.store.get([i for i, _ in found])]
+
+    def _hybrid(self, question: str, k: int) -> list[Hit]:
+        """Reciprocal-rank fusion of the dense and the lexical ranking."""
+        depth = k * CANDIDATES_PER_RESULT
+        dense = self._dense(question, depth)
+        index = self._lexical_index()
+        lexical = index.search(question, depth) if index else []
+        fused: dict[str, float] = {}
+        for rank, hit in enumerate(dense):
+            fused[hit.id] = fused.get(hit.id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        for rank, (chunk_id, _) in enumerate(lexical):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
+        known = {hit.id: hit for hit in dense}
+        missing = self.store.get([i for i in best if i not in known])
+        known.update({hit.id: hit for hit in missing})
+        # The reported score stays the cosine similarity where there is one: it means something to a reader.
+        return [known[i] for i in best if i in known]
+
+    def _lexical_index(self) -> LexicalIndex | None:
+        build = self.store.active_build
+        if build is None or self._lexical_dir is None:
+            return None
+        if self._lexical_build == build.name:
+            return self._lexical
+        with self._lock:
+            if self._lexical_build != build.name:
+                folder = self._lexical_dir / build.name
+                index = LexicalIndex.load(folder)
+                if index is None:
+                    _, hits = self.store.chunks()
+                    texts = [
+                        indexed_text(
+                            str(h.metadata.get("title", "")), str(h.metadata.get("headings", "")), h.text
+                        )
+                        for h in hits
+                    ]
+                    index = LexicalIndex.build(folder, [h.id for h in hits], texts)
+                for stale in self._lexical_dir.iterdir():  # indexes of builds that are gone
+                    if stale.is_dir() and stale.name != build.name:
+                        shutil.rmtree(stale, ignore_errors=True)
+                self._lexical, self._lexical_build = index, build.name
+        return self._lexical
 
     @property
     def knowledge_version(self) -> str:
         build = self.store.active_build
         return build.manifest.version if build else "empty"
+
+
+def _passage(hit: Hit) -> Passage:
+    return Passage(
+        id=hit.id,
+        source=str(hit.metadata.get("source", "")),
+        title=str(hit.metadata.get("title", "")),
+        headings=str(hit.metadata.get("headings", "")),
+        text=hit.text,
+        score=round(hit.score, 4),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,9 @@ class RagSettings(BaseSettings):
     chunk_size: int = Field(default=800, ge=100, le=8000, description="Characters per chunk, at most.")
     chunk_overlap: int = Field(default=120, ge=0, description="Characters carried into the next chunk.")
     top_k: int = Field(default=4, ge=1, le=50, description="Passages retrieved per question.")
+    retriever: Literal["dense", "lexical", "hybrid"] = Field(
+        default="dense", description="dense (MiniLM), lexical (BM25) or hybrid (both, fused)."
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> RagSettings:

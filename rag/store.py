@@ -106,6 +106,34 @@ class KnowledgeStore:
             for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
         ]
 
+    def chunks(self) -> tuple[str | None, list[Hit]]:
+        """Every chunk of the active build, with the build's name (for indexes derived from it)."""
+        collection, build = self._active, self._active_build
+        if collection is None or build is None:
+            return None, []
+        hits: list[Hit] = []
+        step = int(self._client.get_max_batch_size())
+        for offset in range(0, self._count, step):
+            page = collection.get(include=["documents", "metadatas"], limit=step, offset=offset)
+            metas = page["metadatas"] or [{}] * len(page["ids"])
+            docs = page["documents"] or [""] * len(page["ids"])
+            hits += [
+                Hit(i, d or "", dict(m or {}), 0.0) for i, d, m in zip(page["ids"], docs, metas, strict=True)
+            ]
+        return build.name, hits
+
+    def get(self, ids: list[str]) -> list[Hit]:
+        """Chunks by id (in the order given) from the active build."""
+        collection = self._active
+        if collection is None or not ids:
+            return []
+        page = collection.get(ids=ids, include=["documents", "metadatas"])
+        found = {
+            i: Hit(i, d or "", dict(m or {}), 0.0)
+            for i, d, m in zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True)
+        }
+        return [found[i] for i in ids if i in found]
+
     # -- building ------------------------------------------------------------------------------
 
     def begin_build(self, manifest: Manifest) -> Any:

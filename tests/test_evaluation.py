@@ -85,7 +85,7 @@ def test_eval_command_measures_the_services_retrieval(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "set: 5 documents, 3 queries, retriever dense"
+    assert lines[0] == "set: 5 documents, 3 queries"
     row = next(line for line in lines if line.startswith("| dense |"))
     ndcg, r5, r10, mrr = (float(v) for v in row.split("|")[2:6])
     # Five unrelated topics: the service's own retrieval puts each judged document first.
