@@ -43,7 +43,13 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
     if settings.api.ingest_on_start:
         ensure_ingested(store, embedder, rag)
     retriever = Retriever(
-        store, embedder, rag.top_k, mode=rag.retriever, lexical_dir=rag.chroma_path / "lexical"
+        store,
+        embedder,
+        rag.top_k,
+        mode=rag.retriever,
+        lexical_dir=rag.chroma_path / "lexical",
+        fusion=rag.hybrid_fusion,
+        alpha=rag.hybrid_alpha,
     )
     retriever.prepare()
     agent = Agent(retriever, build_chain(settings.agent), settings.agent.contact_hint)

@@ -99,7 +99,13 @@ def _eval(
         embedder.embed_query("warm-up")  # the first call pays for lazy set-up, not retrieval
         for mode in modes:
             retriever = Retriever(
-                store, embedder, CHUNKS_PER_QUERY, mode=mode, lexical_dir=store_path / "lexical"
+                store,
+                embedder,
+                CHUNKS_PER_QUERY,
+                mode=mode,
+                lexical_dir=store_path / "lexical",
+                fusion=settings.hybrid_fusion,
+                alpha=settings.hybrid_alpha,
             )
             retriever.prepare()
             search = partial(retriever.retrieve, k=CHUNKS_PER_QUERY)

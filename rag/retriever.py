@@ -38,11 +38,15 @@ class Retriever:
         *,
         mode: RetrieverMode = "dense",
         lexical_dir: Path | None = None,
+        fusion: Literal["rrf", "convex"] = "convex",
+        alpha: float = 0.5,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.top_k = top_k
         self.mode = mode
+        self.fusion = fusion
+        self.alpha = alpha
         self._lexical_dir = lexical_dir
         self._lexical: LexicalIndex | None = None
         self._lexical_build: str | None = None
@@ -74,16 +78,16 @@ class Retriever:
         return [Hit(h.id, h.text, h.metadata, scores[h.id]) for h in self.store.get([i for i, _ in found])]
 
     def _hybrid(self, question: str, k: int) -> list[Hit]:
-        """Reciprocal-rank fusion of the dense and the lexical ranking."""
+        """Both rankings fused: by reciprocal rank, or by a convex combination of normalized scores."""
         depth = k * CANDIDATES_PER_RESULT
         dense = self._dense(question, depth)
         index = self._lexical_index()
         lexical = index.search(question, depth) if index else []
-        fused: dict[str, float] = {}
-        for rank, hit in enumerate(dense):
-            fused[hit.id] = fused.get(hit.id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        for rank, (chunk_id, _) in enumerate(lexical):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        dense_scores = [(hit.id, hit.score) for hit in dense]
+        if self.fusion == "rrf":
+            fused = _rrf([dense_scores, lexical])
+        else:
+            fused = _convex(dense_scores, lexical, self.alpha)
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         known = {hit.id: hit for hit in dense}
         missing = self.store.get([i for i in best if i not in known])
@@ -120,6 +124,32 @@ class Retriever:
     def knowledge_version(self) -> str:
         build = self.store.active_build
         return build.manifest.version if build else "empty"
+
+
+def _rrf(rankings: list[list[tuple[str, float]]]) -> dict[str, float]:
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return fused
+
+
+def _convex(
+    dense: list[tuple[str, float]], lexical: list[tuple[str, float]], alpha: float
+) -> dict[str, float]:
+    """alpha * dense + (1 - alpha) * lexical, each min-max normalized over its candidates. Unlike ranks,
+    scores keep how far ahead a match is: one rare exact term can outweigh several common ones."""
+    fused: dict[str, float] = {}
+    for weight, ranking in ((alpha, dense), (1.0 - alpha, lexical)):
+        if not ranking:
+            continue
+        high = max(score for _, score in ranking)
+        low = min(score for _, score in ranking)
+        spread = high - low
+        for chunk_id, score in ranking:
+            normalized = (score - low) / spread if spread > 0 else 1.0
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * normalized
+    return fused
 
 
 def _passage(hit: Hit) -> Passage:

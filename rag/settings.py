@@ -34,6 +34,12 @@ class RagSettings(BaseSettings):
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
         default="dense", description="dense (MiniLM), lexical (BM25) or hybrid (both, fused)."
     )
+    hybrid_fusion: Literal["rrf", "convex"] = Field(
+        default="convex", description="How hybrid fuses: reciprocal ranks, or a weighted sum of scores."
+    )
+    hybrid_alpha: float = Field(
+        default=0.5, ge=0, le=1, description="Weight of the dense score in convex fusion."
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> RagSettings:

@@ -13,7 +13,7 @@ from tests.conftest import AppFactory, rag_settings
 
 CORPUS = {
     "model": ("Compatibility", "Model ZQX7 is on the list we checked this spring."),
-    "routers": ("Hosting", "Our hosting supports most routers and network equipment for websites."),
+    "servers": ("Servers", "Our servers work with most network equipment used for websites."),
     "phone": ("Support", "Our staff pick up the telephone from half past eight in the morning until six."),
     "office": ("Office", "The office is in Bristol, near the harbour, on the second floor."),
     "backups": ("Backups", "Websites are backed up every night and kept for thirty days."),
