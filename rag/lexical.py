@@ -68,18 +68,36 @@ class LexicalIndex:
         return cls(folder, index, chunk_ids)
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Chunk ids with their BM25 scores, best first; nothing for a query of stop words only."""
+        """Chunk ids with their BM25 scores as a share of the best score the query could reach (0 to 1),
+        best first; nothing for a query of stop words only.
+
+        The bound, the sum over the query's terms of idf x (k1 + 1), is what a chunk saturated with every
+        term would score: a match on one common word then stays small however few other matches there are.
+        """
         if self._index is None:
             return []
-        tokens = _tokenize([query])
-        if not tokens[0]:
+        tokens = [t for t in _tokenize([query])[0] if t in self._index.vocab_dict]
+        if not tokens:
             return []
         with self._lock:
             documents, scores = self._index.retrieve(
-                tokens, k=min(k, len(self._ids)), show_progress=False, n_threads=1
+                [tokens], k=min(k, len(self._ids)), show_progress=False, n_threads=1
             )
+        bound = self._bound(tokens)
         return [
-            (self._ids[int(doc)], float(score))
+            (self._ids[int(doc)], min(1.0, float(score) / bound))
             for doc, score in zip(documents[0], scores[0], strict=True)
             if float(score) > 0
         ]
+
+    def _bound(self, tokens: list[str]) -> float:
+        import math
+
+        indptr = self._index.scores["indptr"]
+        total = int(self._index.scores["num_docs"])
+        bound = 0.0
+        for token in tokens:
+            column = self._index.vocab_dict[token]
+            df = int(indptr[column + 1] - indptr[column])
+            bound += math.log(1 + (total - df + 0.5) / (df + 0.5)) * (self._index.k1 + 1)
+        return bound or 1.0

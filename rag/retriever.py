@@ -137,18 +137,13 @@ def _rrf(rankings: list[list[tuple[str, float]]]) -> dict[str, float]:
 def _convex(
     dense: list[tuple[str, float]], lexical: list[tuple[str, float]], alpha: float
 ) -> dict[str, float]:
-    """alpha * dense + (1 - alpha) * lexical, each min-max normalized over its candidates. Unlike ranks,
-    scores keep how far ahead a match is: one rare exact term can outweigh several common ones."""
+    """alpha x cosine + (1 - alpha) x BM25's share of its bound: both absolute, on 0 to 1. Unlike ranks,
+    scores keep how far ahead a match is; unlike min-max over the candidates, a lone weak match is not
+    inflated."""
     fused: dict[str, float] = {}
     for weight, ranking in ((alpha, dense), (1.0 - alpha, lexical)):
-        if not ranking:
-            continue
-        high = max(score for _, score in ranking)
-        low = min(score for _, score in ranking)
-        spread = high - low
         for chunk_id, score in ranking:
-            normalized = (score - low) / spread if spread > 0 else 1.0
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * normalized
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * max(0.0, score)
     return fused
 
 

@@ -32,7 +32,7 @@ class RagSettings(BaseSettings):
     chunk_overlap: int = Field(default=120, ge=0, description="Characters carried into the next chunk.")
     top_k: int = Field(default=4, ge=1, le=50, description="Passages retrieved per question.")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
-        default="dense", description="dense (MiniLM), lexical (BM25) or hybrid (both, fused)."
+        default="hybrid", description="dense (MiniLM), lexical (BM25) or hybrid (both, fused)."
     )
     hybrid_fusion: Literal["rrf", "convex"] = Field(
         default="convex", description="How hybrid fuses: reciprocal ranks, or a weighted sum of scores."

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +75,19 @@ def test_loader_keeps_judged_queries_and_positive_judgements(tmp_path: Path) -> 
 
 def test_eval_command_measures_the_services_retrieval(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "rag", "eval", str(write_set(tmp_path / "set"))],
+        [
+            sys.executable,
+            "-m",
+            "rag",
+            "eval",
+            str(write_set(tmp_path / "set")),
+            "--retriever",
+            "hybrid",
+            "--retriever",
+            "dense",
+            "--retriever",
+            "lexical",
+        ],
         cwd=ROOT,
         env={**os.environ, "LOG_FORMAT": "json"},
         capture_output=True,
@@ -86,8 +97,12 @@ def test_eval_command_measures_the_services_retrieval(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "set: 5 documents, 3 queries"
-    row = next(line for line in lines if line.startswith("| dense |"))
-    ndcg, r5, r10, mrr = (float(v) for v in row.split("|")[2:6])
-    # Five unrelated topics: the service's own retrieval puts each judged document first.
-    assert (ndcg, r5, r10, mrr) == (1.0, 1.0, 1.0, 1.0)
-    assert re.fullmatch(r"nDCG@10=1\.0000", lines[-1])
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ") and "---" not in line}
+    assert list(rows) == ["retriever", "hybrid", "dense", "lexical"]  # side by side, in the order asked
+    figures = {
+        mode: [float(v) for v in rows[mode].split("|")[2:6]] for mode in ("hybrid", "dense", "lexical")
+    }
+    # Five unrelated topics: dense retrieval puts each judged document first.
+    assert figures["dense"] == [1.0, 1.0, 1.0, 1.0]
+    assert all(0.0 <= value <= 1.0 for values in figures.values() for value in values)
+    assert lines[-1] == f"nDCG@10={figures['hybrid'][0]:.4f}"  # the first retriever asked for

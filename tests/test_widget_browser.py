@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
 ]
 ANSWER_TIMEOUT = 60_000  # ms: the first question also loads the embedding model
 GREETING = "Hi! How can I help you today?"
-SERVICES_TEXT = "full-service web and software agency"  # from knowledge/services.md
+SERVICES_TEXT = "sell online"  # from the E-commerce section of knowledge/services.md
 RATE_LIMITED = "You're sending messages a little fast — please wait a moment and try again."
 XSS_REPLY = (
     'Hello <img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> **bold** '
