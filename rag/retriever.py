@@ -90,10 +90,9 @@ class Retriever:
             fused = _convex(dense_scores, lexical, self.alpha)
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         known = {hit.id: hit for hit in dense}
-        missing = self.store.get([i for i in best if i not in known])
-        known.update({hit.id: hit for hit in missing})
-        # The reported score stays the cosine similarity where there is one: it means something to a reader.
-        return [known[i] for i in best if i in known]
+        known.update({hit.id: hit for hit in self.store.get([i for i in best if i not in known])})
+        # Every passage carries its fused score: a keyword-only match has no cosine, and 0 would misstate it.
+        return [Hit(i, known[i].text, known[i].metadata, fused[i]) for i in best if i in known]
 
     def _lexical_index(self) -> LexicalIndex | None:
         build = self.store.active_build
