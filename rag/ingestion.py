@@ -12,7 +12,7 @@ import structlog
 
 from rag.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from rag.embedder import Embedder
-from rag.loading import load, scan
+from rag.loading import UnreadableFile, load, scan
 from rag.manifest import Manifest
 from rag.settings import RagSettings
 from rag.store import KnowledgeStore
@@ -95,7 +95,13 @@ def ensure_ingested(
 def _chunk_all(settings: RagSettings) -> list[Chunk]:
     chunks: list[Chunk] = []
     for source in scan(settings.knowledge_dir):
-        chunks.extend(chunk_document(load(source), settings.chunk_size, settings.chunk_overlap))
+        try:
+            document = load(source)
+        except UnreadableFile as exc:
+            # One bad file must not keep the rest of the knowledge from being served.
+            log.warning("knowledge_file_skipped", source=source.relative, reason=str(exc))
+            continue
+        chunks.extend(chunk_document(document, settings.chunk_size, settings.chunk_overlap))
     return chunks
 
 

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import structlog
 
+from rag.formats import UnreadableFile, html_to_text, pdf_to_text
+
+__all__ = ["SUPPORTED_SUFFIXES", "Document", "SourceFile", "UnreadableFile", "load", "scan"]
+
 log = structlog.get_logger(__name__)
 
-SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf"})
 _MD_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -49,18 +53,27 @@ def scan(knowledge_dir: Path) -> list[SourceFile]:
 
 
 def load(source: SourceFile) -> Document:
+    """The document's text; raises `UnreadableFile` for a file that cannot be turned into text."""
+    suffix = source.path.suffix.lower()
+    if suffix == ".pdf":
+        title, text = pdf_to_text(source.path)
+        return Document(source.relative, title or _fallback_title(source.path), text, is_markdown=False)
     raw = source.path.read_bytes()
     text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n").lstrip("\ufeff")
-    is_markdown = source.path.suffix.lower() in {".md", ".markdown"}
-    return Document(
-        source=source.relative, title=_title(text, source.path), text=text, is_markdown=is_markdown
-    )
+    if suffix in {".html", ".htm"}:
+        title, text = html_to_text(text)
+        # Headings are Markdown now, so the chunker keeps the section path.
+        return Document(source.relative, title or _title(text, source.path), text, is_markdown=True)
+    is_markdown = suffix in {".md", ".markdown"}
+    return Document(source.relative, _title(text, source.path), text, is_markdown=is_markdown)
 
 
 def _title(text: str, path: Path) -> str:
     match = _MD_TITLE.search(text)
-    if match:
-        return match.group(1).strip()
+    return match.group(1).strip() if match else _fallback_title(path)
+
+
+def _fallback_title(path: Path) -> str:
     return path.stem.replace("-", " ").replace("_", " ").strip().title()
 
 
