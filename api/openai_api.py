@@ -21,11 +21,10 @@ from slowapi import Limiter
 
 from agent.agent import Answer, Sources, Text
 from agent.conversations import Turn
-from api.cache import cache_key
 from api.deps import ServicesDep
 from api.origins import check_origin
-from api.schemas import MAX_MESSAGE_CHARS, ErrorBody, Source
-from api.services import Services
+from api.schemas import MAX_MESSAGE_CHARS, ErrorBody, sources_of
+from api.services import CacheSlot, Services
 from api.settings import ApiSettings
 from api.sse import SSE_HEADERS
 from rag.retriever import Passage
@@ -102,23 +101,15 @@ def build_openai_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         question = body.question()
         history = body.history(services.settings.agent.history_turns)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        key = cache_key(question, services.agent.cache_context())
-        hit = services.cache.get(key) if services.cache.enabled and not history else None
+        slot = services.cache_slot(question, history=history)
         if body.stream:
-            events = _stream(services, question, history, completion_id, hit, None if history else key)
+            events = _stream(services, question, history, completion_id, slot)
             return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        answer = hit or await services.agent.answer(question, history)
-        if hit is None and answer.cacheable and not history:
-            services.cache.set(key, answer)
+        answer = slot.hit or await services.agent.answer(question, history)
+        slot.store(answer)
         return _completion(answer, completion_id)
 
     return router
-
-
-def _sources(answer_sources: tuple[Passage, ...]) -> list[dict[str, Any]]:
-    return [
-        Source(id=p.id, title=p.title, source=p.source, score=p.score).model_dump() for p in answer_sources
-    ]
 
 
 def _completion(answer: Answer, completion_id: str) -> dict[str, Any]:
@@ -131,7 +122,7 @@ def _completion(answer: Answer, completion_id: str) -> dict[str, Any]:
             {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
         ],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        "sources": _sources(answer.sources),
+        "sources": sources_of(answer.sources),
         "status": answer.status,
         "model_info": {"provider": answer.provider, "model": answer.model},
     }
@@ -154,13 +145,12 @@ async def _stream(
     question: str,
     history: tuple[Turn, ...],
     completion_id: str,
-    hit: Answer | None,
-    key: str | None,
+    slot: CacheSlot,
 ) -> AsyncIterator[str]:
     yield _chunk(completion_id, {"role": "assistant", "content": ""})
-    if hit is not None:
-        yield _chunk(completion_id, {"content": hit.text})
-        yield _chunk(completion_id, {}, "stop", sources=_sources(hit.sources))
+    if slot.hit is not None:
+        yield _chunk(completion_id, {"content": slot.hit.text})
+        yield _chunk(completion_id, {}, "stop", sources=sources_of(slot.hit.sources))
     else:
         sources: tuple[Passage, ...] = ()
         async for event in services.agent.stream(question, history):
@@ -172,7 +162,7 @@ async def _stream(
                 answer = event.answer
                 if answer.status != "success":  # an apology, as the assistant's words
                     yield _chunk(completion_id, {"content": answer.text})
-                elif key is not None and answer.cacheable:
-                    services.cache.set(key, answer)
-                yield _chunk(completion_id, {}, "stop", sources=_sources(sources), status=answer.status)
+                else:
+                    slot.store(answer)
+                yield _chunk(completion_id, {}, "stop", sources=sources_of(sources), status=answer.status)
     yield "data: [DONE]\n\n"

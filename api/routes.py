@@ -14,7 +14,6 @@ from slowapi import Limiter
 from agent.agent import Answer, AnswerEvent, Sources, Text
 from agent.conversations import Turn
 from api import __version__, sse
-from api.cache import cache_key
 from api.deps import ServicesDep, SessionId
 from api.origins import check_origin
 from api.schemas import (
@@ -34,11 +33,11 @@ from api.schemas import (
     Source,
     TierInfo,
     TierStatsOut,
+    sources_of,
 )
-from api.services import Services
+from api.services import CacheSlot, Services
 from api.settings import ApiSettings
 from api.sse import SSE_HEADERS
-from rag.retriever import Passage
 
 log = structlog.get_logger(__name__)
 
@@ -121,15 +120,11 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     ) -> ChatResponse:
         started = time.perf_counter()
         history = await _history(services, body.session_id)
-        # The lookup comes before any model or store work; the key needs neither. An answer that
-        # depends on the conversation is neither served from nor written to the shared cache.
-        key = cache_key(body.message, services.agent.cache_context())
-        hit = services.cache.get(key) if body.use_cache and services.cache.enabled and not history else None
-        answer = hit or await services.agent.answer(body.message, history)
-        if hit is None and answer.cacheable and not history:
-            services.cache.set(key, answer)
+        slot = services.cache_slot(body.message, history=history, lookup=body.use_cache)
+        answer = slot.hit or await services.agent.answer(body.message, history)
+        slot.store(answer)
         await _remember(services, body.session_id, body.message, answer)
-        return _answered(answer, cached=hit is not None, elapsed=time.perf_counter() - started)
+        return _answered(answer, cached=slot.hit is not None, elapsed=time.perf_counter() - started)
 
     @router.post(
         "/chat/stream",
@@ -147,14 +142,14 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         """The answer as Server-Sent Events: `sources`, then `token` pieces, then `done` (or `error`)."""
         started = time.perf_counter()
         history = await _history(services, body.session_id)
-        key = cache_key(body.message, services.agent.cache_context())
-        hit = services.cache.get(key) if body.use_cache and services.cache.enabled and not history else None
-        if hit is not None:
-            await _remember(services, body.session_id, body.message, hit)
-            events = _replay(hit, started)
+        slot = services.cache_slot(body.message, history=history, lookup=body.use_cache)
+        if slot.hit is not None:
+            await _remember(services, body.session_id, body.message, slot.hit)
+            events = _replay(slot.hit, started)
         else:
-            answer_events = services.agent.stream(body.message, history)
-            events = _stream_answer(answer_events, services, body, key if not history else None, started)
+            events = _stream_answer(
+                services.agent.stream(body.message, history), services, body, slot, started
+            )
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @router.get(
@@ -235,12 +230,8 @@ async def _history(services: Services, session_id: str | None) -> tuple[Turn, ..
 async def _remember(services: Services, session_id: str | None, question: str, answer: Answer) -> None:
     """Successful answers join the conversation; apologies do not (they would only confuse follow-ups)."""
     if session_id and answer.status == "success":
-        turn = Turn(question=question, answer=answer.text, sources=tuple(_sources(answer.sources)))
+        turn = Turn(question=question, answer=answer.text, sources=tuple(sources_of(answer.sources)))
         await services.conversations.append(session_id, turn)
-
-
-def _sources(passages: tuple[Passage, ...]) -> list[dict[str, Any]]:
-    return [Source(id=p.id, title=p.title, source=p.source, score=p.score).model_dump() for p in passages]
 
 
 def _done(answer: Answer, *, cached: bool, elapsed: float) -> str:
@@ -252,23 +243,22 @@ def _done(answer: Answer, *, cached: bool, elapsed: float) -> str:
 
 async def _replay(answer: Answer, started: float) -> AsyncIterator[str]:
     """A cached answer, in the same events as a generated one: a few pieces at once."""
-    yield sse.event("sources", _sources(answer.sources))
+    yield sse.event("sources", sources_of(answer.sources))
     for line in answer.text.splitlines(keepends=True):
         yield sse.event("token", {"text": line})
     yield _done(answer, cached=True, elapsed=time.perf_counter() - started)
 
 
 async def _stream_answer(
-    events: AsyncIterator[AnswerEvent], services: Services, body: ChatRequest, key: str | None, started: float
+    events: AsyncIterator[AnswerEvent], services: Services, body: ChatRequest, slot: CacheSlot, started: float
 ) -> AsyncIterator[str]:
     async for item in events:
         if isinstance(item, Sources):
-            yield sse.event("sources", _sources(item.passages))
+            yield sse.event("sources", sources_of(item.passages))
         elif isinstance(item, Text):
             yield sse.event("token", {"text": item.text})
         elif item.answer.status == "success":
-            if key is not None and item.answer.cacheable:
-                services.cache.set(key, item.answer)
+            slot.store(item.answer)
             await _remember(services, body.session_id, body.message, item.answer)
             yield _done(item.answer, cached=False, elapsed=time.perf_counter() - started)
         else:
@@ -292,7 +282,7 @@ def _answered(answer: Answer, *, cached: bool, elapsed: float) -> ChatResponse:
         response=answer.text,
         status=answer.status,
         cached=cached,
-        sources=[Source(id=p.id, title=p.title, source=p.source, score=p.score) for p in answer.sources],
+        sources=[Source.model_validate(s) for s in sources_of(answer.sources)],
         model_info=ModelInfo(
             provider=answer.provider,
             model=answer.model,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rag.retriever import Passage
 
 MAX_MESSAGE_CHARS = 2000
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
@@ -34,6 +37,10 @@ class Source(BaseModel):
     title: str
     source: str = Field(description="Path relative to the knowledge folder.")
     score: float
+
+
+def sources_of(passages: Iterable[Passage]) -> list[dict[str, Any]]:
+    return [Source(id=p.id, title=p.title, source=p.source, score=p.score).model_dump() for p in passages]
 
 
 class ModelInfo(BaseModel):

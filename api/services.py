@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import structlog
 
 from agent.agent import Agent, Answer
-from agent.conversations import ConversationStore, MemoryConversations
+from agent.conversations import ConversationStore, MemoryConversations, Turn
 from agent.factory import build_chain
 from agent.generators.local import LocalGenerator
-from api.cache import AnswerCache
+from api.cache import AnswerCache, cache_key
 from api.settings import Settings
 from rag.embedder import Embedder
 from rag.errors import EmbeddingError
@@ -22,6 +22,19 @@ from rag.store import KnowledgeStore
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class CacheSlot:
+    """One question's place in the shared answer cache."""
+
+    cache: AnswerCache[Answer]
+    key: str | None  # None: the answer depends on a conversation, which the key does not hold
+    hit: Answer | None
+
+    def store(self, answer: Answer) -> None:
+        if self.hit is None and self.key is not None and answer.cacheable:
+            self.cache.set(self.key, answer)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -30,6 +43,14 @@ class Services:
     agent: Agent
     cache: AnswerCache[Answer]
     conversations: ConversationStore
+
+    def cache_slot(self, question: str, *, history: tuple[Turn, ...], lookup: bool = True) -> CacheSlot:
+        """The lookup comes before any model or store work: the key needs neither. An answer that depends
+        on a conversation is neither served from nor written to the shared cache."""
+        if history:
+            return CacheSlot(self.cache, None, None)
+        key = cache_key(question, self.agent.cache_context())
+        return CacheSlot(self.cache, key, self.cache.get(key) if lookup and self.cache.enabled else None)
 
     async def aclose(self) -> None:
         await self.agent.aclose()
