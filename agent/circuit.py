@@ -61,8 +61,3 @@ class CircuitBreaker:
             self._failures += 1
             if self._opened_at is not None or self._failures >= self.threshold:
                 self._opened_at, self._trial_started = self._clock(), None
-
-    @property
-    def consecutive_failures(self) -> int:
-        with self._lock:
-            return self._failures

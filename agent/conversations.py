@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -18,7 +18,6 @@ class Turn:
     question: str
     answer: str
     sources: tuple[dict[str, object], ...] = ()
-    at: float = field(default_factory=time.time)
 
 
 class ConversationStore(Protocol):

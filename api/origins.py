@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from starlette.middleware.cors import CORSMiddleware
 
 # The widget shows friendly lines for limits and reads the request id: let the page see these headers.
@@ -41,6 +39,3 @@ def check_origin(request: Request) -> None:
         raise HTTPException(
             status_code=403, detail=f"This chatbot does not accept requests from {origin[:100]}."
         )
-
-
-AllowedOrigin = Annotated[None, Depends(check_origin)]

@@ -81,7 +81,8 @@ def test_a_fault_goes_to_the_next_tier(
     client = make_client(agent={**remote_settings(fake_gemini, fake_openai), "llm_chain": chain})
     broken: FakeLLMServer = fake_gemini if failing == "gemini" else fake_openai
     broken.reset(default=RETRYABLE[reason] if retryable else fall_through_reply(reason, failing))
-    fake_openai.reset(default=Reply(text="Answer from the model server.")) if failing == "gemini" else None
+    if failing == "gemini":
+        fake_openai.reset(default=Reply(text="Answer from the model server."))
 
     started = time.monotonic()
     body = client.post("/chat", json={"message": "What services do you offer?"}).json()
