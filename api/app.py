@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from agent.agent import Answer
 from api import __version__
+from api.admin import build_admin_router
 from api.cache import AnswerCache
 from api.errors import install_error_handlers
 from api.limiter import build_limiter
@@ -67,6 +68,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(build_router(limiter, settings.api))
+    app.include_router(build_admin_router(limiter, settings.api))
     app.include_router(build_openai_router(limiter, settings.api))
     app.include_router(build_widget_router())
     return app

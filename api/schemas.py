@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -150,3 +151,61 @@ class HistoryCleared(BaseModel):
 
 class ErrorBody(BaseModel):
     error: str
+
+
+class IngestSummary(BaseModel):
+    status: Literal["up_to_date", "updated", "rebuilt"]
+    version: str = Field(description="The knowledge version now served.")
+    files: int
+    chunks: int
+    embedded: int = Field(description="Chunks embedded by this ingest.")
+    reused: int = Field(description="Chunks whose vectors were kept from an earlier build.")
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    skipped: list[str] = Field(description="Files that gave no text (see the log for why).")
+    seconds: float
+
+
+class ReindexJobOut(BaseModel):
+    id: str
+    status: Literal["running", "succeeded", "failed"]
+    started_at: datetime
+    finished_at: datetime | None
+    to_embed: int = Field(description="Chunks this ingest has to embed (0 until the folder is chunked).")
+    embedded: int
+    result: IngestSummary | None
+    error: str | None
+
+
+class ReindexConflict(BaseModel):
+    error: str
+    job: ReindexJobOut
+
+
+class KnowledgeFile(BaseModel):
+    path: str = Field(description="Path relative to the knowledge folder.")
+    sha256: str
+    chunks: int
+    ingested_at: datetime | None = Field(description="When this content of the file was embedded.")
+    skipped: str | None = Field(description="Why the file gave no text, if it gave none.")
+
+
+class PendingChanges(BaseModel):
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    settings_changed: bool = Field(description="The embedding model or chunking changed: a full rebuild.")
+
+
+class KnowledgeOut(BaseModel):
+    version: str | None = Field(description="Knowledge version served (part of the answer-cache key).")
+    collection: str | None
+    embedding_model: str | None
+    chunks: int
+    documents: int
+    up_to_date: bool | None = Field(description="Whether the folder matches what is served; null if unknown.")
+    pending: PendingChanges | None = Field(description="What the next reindex would change.")
+    folder_error: str | None = Field(default=None, description="Why the folder could not be read.")
+    reindex: ReindexJobOut | None = Field(description="The latest reindex since the service started.")
+    files: list[KnowledgeFile]

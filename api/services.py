@@ -15,7 +15,8 @@ from api.cache import AnswerCache, cache_key
 from api.settings import Settings
 from rag.embedder import Embedder
 from rag.errors import EmbeddingError
-from rag.ingestion import ensure_ingested
+from rag.ingestion import IngestReport, ProgressFactory, ensure_ingested
+from rag.reindex import Reindexer, logged_progress
 from rag.retriever import Retriever
 from rag.store import KnowledgeStore
 
@@ -43,6 +44,7 @@ class Services:
     agent: Agent
     cache: AnswerCache[Answer]
     conversations: ConversationStore
+    reindexer: Reindexer
 
     def cache_slot(self, question: str, *, history: tuple[Turn, ...], lookup: bool = True) -> CacheSlot:
         """The lookup comes before any model or store work: the key needs neither. An answer that depends
@@ -62,7 +64,7 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
     store = KnowledgeStore.persistent(rag.chroma_path, rag.collection_prefix)
     embedder = Embedder(rag.embedding_model, rag.embedding_batch_size)
     if settings.api.ingest_on_start:
-        ensure_ingested(store, embedder, rag)
+        ensure_ingested(store, embedder, rag, progress=logged_progress())
     retriever = Retriever(
         store,
         embedder,
@@ -73,6 +75,12 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
         alpha=rag.hybrid_alpha,
     )
     retriever.prepare()
+
+    def reindex(progress: ProgressFactory) -> IngestReport:
+        report = ensure_ingested(store, embedder, rag, progress=progress)
+        retriever.prepare()  # the new build's keyword index, before a visitor's question needs it
+        return report
+
     agent = Agent(retriever, build_chain(settings.agent), settings.agent.contact_hint)
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:
@@ -83,7 +91,7 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
         # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
     conversations = MemoryConversations(settings.agent.history_turns, settings.agent.history_ttl)
-    return Services(settings, store, embedder, agent, cache, conversations)
+    return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex))
 
 
 def _warm(embedder: Embedder) -> None:

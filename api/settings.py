@@ -34,6 +34,7 @@ class ApiSettings(BaseSettings):
     rate_limit_stats: str = Field(default="30/minute")
     rate_limit_history: str = Field(default="60/minute")
     rate_limit_cache_clear: str = Field(default="5/minute")
+    rate_limit_admin: str = Field(default="60/minute", description="Knowledge admin calls, per IP.")
     ingest_on_start: bool = Field(default=True, description="Embed the knowledge folder at start if needed.")
     embedder_warmup: bool = Field(default=True, description="Load the embedding model in the background.")
 
@@ -44,6 +45,7 @@ class ApiSettings(BaseSettings):
         "rate_limit_cache_clear",
         "rate_limit_stats",
         "rate_limit_history",
+        "rate_limit_admin",
     )
     @classmethod
     def _valid_limit(cls, value: str) -> str:

@@ -29,10 +29,12 @@ RUNS = 3
 def _prompt() -> Any:
     from agent.prompting import Prompt
     from rag.chunking import chunk_document
+    from rag.embedder import resolve_model_path
     from rag.loading import load, scan
+    from rag.tokens import tokens_for
 
     pricing = next(f for f in scan(ROOT / "knowledge") if f.relative == "pricing.md")
-    chunks = chunk_document(load(pricing), 800, 120)[:3]
+    chunks = chunk_document(load(pricing), 200, 32, tokens_for(resolve_model_path("all-MiniLM-L6-v2")))[:3]
     from rag.retriever import Passage
 
     passages = tuple(Passage(c.id, c.source, c.title, c.heading_path, c.text, 0.7) for c in chunks)

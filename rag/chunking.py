@@ -1,4 +1,4 @@
-"""Structure-aware chunking: sections by heading, then paragraphs packed up to a size budget."""
+"""Structure-aware chunking: sections by heading, then paragraphs packed up to a token budget."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import re
 from dataclasses import dataclass
 
 from rag.loading import Document
+from rag.tokens import TokenCounter
 
 # Bump whenever a change here changes the chunks: stores built by another version are rebuilt.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SPECIAL_TOKENS = 2  # [CLS] and [SEP] take room in the window too
+_MIN_BUDGET = 32  # a heading path longer than the window must still leave room for text
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +42,39 @@ def indexed_text(title: str, heading_path: str, text: str) -> str:
     return f"{context}\n\n{text}" if context else text
 
 
-def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
+def chunk_document(doc: Document, size: int, overlap: int, tokens: TokenCounter) -> list[Chunk]:
+    """Sections by heading, then paragraphs packed up to `size` tokens of the embedding model, each chunk
+    opening with up to `overlap` tokens of whole sentences from the one before."""
     pieces: list[tuple[tuple[str, ...], str]] = []
     for headings, body in _sections(doc):
-        pieces.extend((headings, text) for text in _pack(_paragraphs(body), size, overlap))
-    return [
-        Chunk(
-            id=_chunk_id(doc.source, index, text),
-            source=doc.source,
-            title=doc.title,
-            headings=headings,
-            text=text,
-            index=index,
+        budget = _budget(doc.title, headings, size, tokens)
+        packed = _pack(_paragraphs(body), budget, min(overlap, budget // 2), tokens)
+        pieces.extend((headings, text) for text in packed)
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for index, (headings, text) in enumerate(pieces):
+        embedded = indexed_text(doc.title, " > ".join(headings), text)
+        occurrence = seen[embedded] = seen.get(embedded, -1) + 1
+        chunks.append(
+            Chunk(
+                id=_chunk_id(doc.source, embedded, occurrence),
+                source=doc.source,
+                title=doc.title,
+                headings=headings,
+                text=text,
+                index=index,
+            )
         )
-        for index, (headings, text) in enumerate(pieces)
-    ]
+    return chunks
+
+
+def _budget(title: str, headings: tuple[str, ...], size: int, tokens: TokenCounter) -> int:
+    """`size`, or less where the title and heading path would otherwise push the end of a chunk past
+    what the model reads: a truncated tail is invisible to dense search."""
+    if tokens.window is None:
+        return size
+    context = tokens.count([indexed_text(title, " > ".join(headings), "")])[0]
+    return max(_MIN_BUDGET, min(size, tokens.window - _SPECIAL_TOKENS - context))
 
 
 def _sections(doc: Document) -> list[tuple[tuple[str, ...], str]]:
@@ -91,57 +112,70 @@ def _paragraphs(body: str) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
 
 
-def _pack(paragraphs: list[str], size: int, overlap: int) -> list[str]:
-    """Greedily pack paragraphs (long ones as their sentences) up to `size` characters; each new chunk
-    starts with the last sentences of the previous one, up to `overlap` characters."""
-    units: list[tuple[str, str]] = []  # (text, what joins it to the text before)
-    for paragraph in paragraphs:
-        pieces = _sentences_within(paragraph, size) if len(paragraph) > size else [paragraph]
-        units.extend((piece, " " if i else "\n\n") for i, piece in enumerate(pieces))
+def _pack(paragraphs: list[str], budget: int, overlap: int, tokens: TokenCounter) -> list[str]:
+    """Greedily pack paragraphs (long ones as their sentences) up to `budget` tokens."""
+    units: list[tuple[str, str, int]] = []  # (text, what joins it to the text before, tokens)
+    for paragraph, count in zip(paragraphs, tokens.count(paragraphs), strict=True):
+        if count <= budget:
+            units.append((paragraph, "\n\n", count))
+            continue
+        pieces = _sentences_within(paragraph, budget, tokens)
+        units.extend(
+            (piece, " " if i else "\n\n", n)
+            for i, (piece, n) in enumerate(zip(pieces, tokens.count(pieces), strict=True))
+        )
 
     chunks: list[str] = []
-    current = ""
-    for text, joiner in units:
-        candidate = f"{current}{joiner}{text}" if current else text
-        if current and len(candidate) > size:
+    current, used = "", 0
+    for text, joiner, count in units:
+        if current and used + count > budget:
             chunks.append(current)
-            tail = _overlap_tail(current, overlap)
-            joined = f"{tail}{joiner}{text}"
-            current = joined if tail and len(joined) <= size else text
+            tail, tail_tokens = _overlap_tail(current, overlap, tokens)
+            if tail and tail_tokens + count <= budget:
+                current, used = f"{tail}{joiner}{text}", tail_tokens + count
+            else:
+                current, used = text, count
         else:
-            current = candidate
+            current, used = (f"{current}{joiner}{text}" if current else text), used + count
     if current:
         chunks.append(current)
     return chunks
 
 
-def _sentences_within(text: str, size: int) -> list[str]:
-    """The sentences of `text`; a sentence longer than `size` is cut on a space near the budget."""
+def _sentences_within(text: str, budget: int, tokens: TokenCounter) -> list[str]:
+    """The sentences of `text`; a sentence over the budget is cut on a space near it."""
+    sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
     parts: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        while len(sentence) > size:
-            cut = sentence.rfind(" ", 0, size)
-            cut = cut if cut > size // 2 else size
+    for sentence, count in zip(sentences, tokens.count(sentences), strict=True):
+        while count > budget:
+            cut = tokens.cut(sentence, budget)
+            space = sentence.rfind(" ", 0, cut)
+            cut = space if space > cut // 2 else max(cut, 1)
             parts.append(sentence[:cut].strip())
             sentence = sentence[cut:].strip()
+            count = tokens.count([sentence])[0]
         if sentence:
             parts.append(sentence)
     return parts
 
 
-def _overlap_tail(text: str, overlap: int) -> str:
-    """The last whole sentences of `text` that fit in `overlap` characters."""
+def _overlap_tail(text: str, overlap: int, tokens: TokenCounter) -> tuple[str, int]:
+    """The last whole sentences of `text` that fit in `overlap` tokens, and their token count."""
     if overlap <= 0:
-        return ""
-    tail = ""
-    for sentence in reversed(_SENTENCE_END.split(text)):
-        candidate = f"{sentence} {tail}".strip()
-        if len(candidate) > overlap:
+        return "", 0
+    sentences = _SENTENCE_END.split(text)
+    kept: list[str] = []
+    used = 0
+    for sentence, count in zip(reversed(sentences), reversed(tokens.count(sentences)), strict=True):
+        if used + count > overlap:
             break
-        tail = candidate
-    return tail
+        kept.insert(0, sentence)
+        used += count
+    return " ".join(kept).strip(), used
 
 
-def _chunk_id(source: str, index: int, text: str) -> str:
-    digest = hashlib.sha256(f"{source}\x00{index}\x00{text}".encode()).hexdigest()
+def _chunk_id(source: str, embedded: str, occurrence: int) -> str:
+    """From what the chunk is, not where it sits: an edit elsewhere in the file leaves the id (and the
+    vector stored under it) as it was."""
+    digest = hashlib.sha256(f"{source}\x00{occurrence}\x00{embedded}".encode()).hexdigest()
     return digest[:24]

@@ -11,9 +11,8 @@ from functools import partial
 from pathlib import Path
 
 from rag.embedder import Embedder
-from rag.ingestion import desired_manifest, ensure_ingested
+from rag.ingestion import compare, desired_manifest, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
-from rag.manifest import Manifest
 from rag.retriever import RetrieverMode
 from rag.settings import RagSettings
 from rag.store import KnowledgeStore
@@ -37,7 +36,9 @@ def _ingest(settings: RagSettings, force: bool) -> int:
     embedder = Embedder(settings.embedding_model, settings.embedding_batch_size)
     report = ensure_ingested(store, embedder, settings, progress=_progress_bar, force=force)
     sys.stdout.write(
-        f"{report.status}: {report.files} files, {report.chunks} chunks, "
+        f"{report.status}: {report.files} files, {report.chunks} chunks "
+        f"({report.embedded} embedded, {report.reused} reused; "
+        f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed), "
         f"version {report.version}, {report.seconds:.2f}s\n"
     )
     return 0
@@ -48,20 +49,20 @@ def _status(settings: RagSettings, as_json: bool) -> int:
     active = store.active_build
     wanted = desired_manifest(settings)
     current = active.manifest if active else None
-    files = current.files if current else {}
+    changes = compare(current, wanted)
     state = {
         "store": str(settings.chroma_path),
         "collection": active.name if active else None,
         "version": current.version if current else None,
         "chunks": store.count(),
-        "files": len(files),
+        "files": len(current.files) if current else 0,
         "embedding_model": current.embedding_model if current else None,
-        "up_to_date": current == wanted,
+        "up_to_date": current is not None and current.matches(wanted),
         "changes": {
-            "added": sorted(set(wanted.files) - set(files)),
-            "removed": sorted(set(files) - set(wanted.files)),
-            "changed": sorted(p for p in set(files) & set(wanted.files) if files[p] != wanted.files[p]),
-            "settings_changed": current is not None and _parameters(current) != _parameters(wanted),
+            "added": changes.added,
+            "removed": changes.removed,
+            "changed": changes.changed,
+            "settings_changed": current is not None and changes.rebuild,
         },
     }
     if as_json:
@@ -123,10 +124,6 @@ def _eval(
     out.append(f"nDCG@10={rows[0][1].ndcg_at_10:.4f}")  # the first mode: the configured one by default
     sys.stdout.write("\n".join(out) + "\n")
     return 0
-
-
-def _parameters(manifest: Manifest) -> tuple[str, int, int, int]:
-    return manifest.embedding_model, manifest.chunk_size, manifest.chunk_overlap, manifest.chunker
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,47 +1,81 @@
-"""Bring the store in line with the knowledge folder, embedding only when something changed."""
+"""Bring the store in line with the knowledge folder, embedding only what changed.
+
+Every ingest that changes anything writes a new build (see `rag.store`) and switches to it when complete:
+chunks of unchanged files are copied from the active build with their vectors, and new or changed files
+are chunked; a chunk whose id (its exact text) is already in the active build, or in a build an earlier
+ingest left unfinished, takes its vector from there. Only the rest is embedded. A change of the embedding
+model or chunking parameters leaves nothing reusable and so rebuilds everything.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import structlog
 
 from rag.chunking import CHUNKER_VERSION, Chunk, chunk_document
-from rag.embedder import Embedder
-from rag.loading import UnreadableFile, load, scan
-from rag.manifest import Manifest
+from rag.embedder import Embedder, resolve_model_path
+from rag.loading import SourceFile, UnreadableFile, load, scan
+from rag.manifest import FileEntry, Manifest
 from rag.settings import RagSettings
 from rag.store import KnowledgeStore
+from rag.tokens import TokenCounter, tokens_for
 
 log = structlog.get_logger(__name__)
 
-# Called once with the total number of chunks to embed, then returns a per-batch callback.
+# Called once with the number of chunks to embed, then returns a callback taking each batch's size.
 ProgressFactory = Callable[[int], Callable[[int], None]]
+
+# Chunks embedded (then written) per group, in batches of the embedder's batch size. Chunks are sorted by
+# length first, so batches hold texts of similar length and little padding.
+_GROUP_BATCHES = 16
 
 _ingest_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
 class IngestReport:
-    status: Literal["up_to_date", "built"]
+    status: Literal["up_to_date", "updated", "rebuilt"]
     version: str
     files: int
     chunks: int
     seconds: float
+    embedded: int = 0  # chunks whose vectors were computed now
+    reused: int = 0  # chunks whose vectors came from an earlier build
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files that gave no text
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: list[str]
+    rebuild: bool  # nothing of the active build can be reused
 
 
 def desired_manifest(settings: RagSettings) -> Manifest:
     """What the store should hold for the folder as it is now: costs one pass of hashing."""
-    return Manifest(
-        embedding_model=settings.embedding_model,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        chunker=CHUNKER_VERSION,
-        files={f.relative: f.sha256 for f in scan(settings.knowledge_dir)},
+    return _manifest(settings, scan(settings.knowledge_dir))
+
+
+def compare(active: Manifest | None, wanted: Manifest, force: bool = False) -> Changes:
+    rebuild = force or active is None or active.parameters != wanted.parameters
+    old = {} if rebuild or active is None else active.hashes
+    new = wanted.hashes
+    return Changes(
+        added=sorted(p for p in new if p not in old),
+        changed=sorted(p for p in new if p in old and old[p] != new[p]),
+        removed=sorted(p for p in old if p not in new),
+        unchanged=sorted(p for p in new if p in old and old[p] == new[p]),
+        rebuild=rebuild,
     )
 
 
@@ -52,11 +86,13 @@ def ensure_ingested(
     progress: ProgressFactory | None = None,
     force: bool = False,
 ) -> IngestReport:
+    """Blocking (hashing, maybe embedding): run it in a worker thread. One ingest at a time per process."""
     started = time.perf_counter()
     with _ingest_lock:
-        wanted = desired_manifest(settings)
+        sources = scan(settings.knowledge_dir)
+        wanted = _manifest(settings, sources)
         active = store.refresh()
-        if active is not None and active.manifest == wanted and not force:
+        if active is not None and active.manifest.matches(wanted) and not force:
             store.remove_stale()  # leftovers of an interrupted build, if any
             log.info(
                 "knowledge_up_to_date",
@@ -68,41 +104,140 @@ def ensure_ingested(
             return IngestReport(
                 "up_to_date", wanted.version, len(wanted.files), store.count(), _since(started)
             )
-
-        reason = "empty store" if active is None else "knowledge or embedding settings changed"
-        chunks = _chunk_all(settings)
-        log.info("knowledge_ingest_started", reason=reason, files=len(wanted.files), chunks=len(chunks))
-        collection = store.begin_build(wanted)
-        on_batch = progress(len(chunks)) if progress else None
-        step = max(embedder.batch_size, 64)
-        for start in range(0, len(chunks), step):
-            batch = chunks[start : start + step]
-            store.add(
-                collection,
-                ids=[c.id for c in batch],
-                embeddings=embedder.embed([c.embedding_text() for c in batch], progress=on_batch),
-                documents=[c.text for c in batch],
-                metadatas=[_metadata(c) for c in batch],
-            )
-        store.complete_build(collection, wanted)
-        report = IngestReport("built", wanted.version, len(wanted.files), len(chunks), _since(started))
-        log.info(
-            "knowledge_ingest_done", version=report.version, chunks=report.chunks, seconds=report.seconds
-        )
-        return report
+        changes = compare(active.manifest if active else None, wanted, force)
+        # Donors: builds whose vectors are still right for these chunk ids. A forced rebuild trusts none.
+        donors = [] if force else store.unfinished_builds(wanted)
+        if not changes.rebuild and store.active_collection is not None:
+            donors.insert(0, store.active_collection)
+        return _build(store, embedder, settings, sources, wanted, changes, donors, progress, started)
 
 
-def _chunk_all(settings: RagSettings) -> list[Chunk]:
+def _build(
+    store: KnowledgeStore,
+    embedder: Embedder,
+    settings: RagSettings,
+    sources: list[SourceFile],
+    wanted: Manifest,
+    changes: Changes,
+    donors: list[Any],
+    progress: ProgressFactory | None,
+    started: float,
+) -> IngestReport:
+    active = store.active_build
+    log.info(
+        "knowledge_ingest_started",
+        reason=_reason(changes, active is None),
+        added=len(changes.added),
+        changed=len(changes.changed),
+        removed=len(changes.removed),
+        unchanged=len(changes.unchanged),
+    )
+    collection = store.begin_build(wanted)
+
+    kept = set(changes.unchanged)
+    copied = store.copy_sources(collection, kept)
+    entries = {p: e for p, e in (active.manifest.files.items() if active else ()) if p in kept}
+
+    tokens = tokens_for(resolve_model_path(settings.embedding_model))
+    todo = [s for s in sources if s.relative not in kept]
+    chunks, new_entries = _chunk_files(todo, settings, tokens)
+    entries.update(new_entries)
+    known = store.vectors(donors, [c.id for c in chunks]) if donors else {}
+    reused = [c for c in chunks if c.id in known]
+    _add(store, collection, reused, [known[c.id] for c in reused])
+    fresh = sorted((c for c in chunks if c.id not in known), key=lambda c: len(c.embedding_text()))
+    _embed_and_add(store, embedder, collection, fresh, progress)
+
+    manifest = wanted.with_files(dict(sorted(entries.items())))
+    store.complete_build(collection, manifest)
+    report = IngestReport(
+        status="rebuilt" if changes.rebuild else "updated",
+        version=manifest.version,
+        files=len(manifest.files),
+        chunks=copied + len(chunks),
+        seconds=_since(started),
+        embedded=len(fresh),
+        reused=copied + len(reused),
+        added=changes.added,
+        changed=changes.changed,
+        removed=changes.removed,
+        skipped=sorted(p for p, e in new_entries.items() if e.skipped),
+    )
+    log.info(
+        "knowledge_ingest_done",
+        status=report.status,
+        version=report.version,
+        chunks=report.chunks,
+        embedded=report.embedded,
+        reused=report.reused,
+        seconds=report.seconds,
+    )
+    return report
+
+
+def _chunk_files(
+    sources: list[SourceFile], settings: RagSettings, tokens: TokenCounter
+) -> tuple[list[Chunk], dict[str, FileEntry]]:
     chunks: list[Chunk] = []
-    for source in scan(settings.knowledge_dir):
+    entries: dict[str, FileEntry] = {}
+    now = time.time()
+    for source in sources:
         try:
             document = load(source)
         except UnreadableFile as exc:
             # One bad file must not keep the rest of the knowledge from being served.
             log.warning("knowledge_file_skipped", source=source.relative, reason=str(exc))
+            entries[source.relative] = FileEntry(source.sha256, 0, now, skipped=str(exc))
             continue
-        chunks.extend(chunk_document(document, settings.chunk_size, settings.chunk_overlap))
-    return chunks
+        found = chunk_document(document, settings.chunk_size, settings.chunk_overlap, tokens)
+        entries[source.relative] = FileEntry(source.sha256, len(found), now)
+        chunks.extend(found)
+    return chunks, entries
+
+
+def _embed_and_add(
+    store: KnowledgeStore,
+    embedder: Embedder,
+    collection: Any,
+    chunks: list[Chunk],
+    progress: ProgressFactory | None,
+) -> None:
+    if not chunks:
+        return
+    on_batch = progress(len(chunks)) if progress else None
+    group = embedder.batch_size * _GROUP_BATCHES
+    for start in range(0, len(chunks), group):
+        batch = chunks[start : start + group]
+        _add(store, collection, batch, embedder.embed([c.embedding_text() for c in batch], progress=on_batch))
+
+
+def _add(store: KnowledgeStore, collection: Any, chunks: list[Chunk], vectors: list[Any]) -> None:
+    if chunks:
+        store.add(
+            collection,
+            ids=[c.id for c in chunks],
+            embeddings=vectors,
+            documents=[c.text for c in chunks],
+            metadatas=[_metadata(c) for c in chunks],
+        )
+
+
+def _manifest(settings: RagSettings, sources: list[SourceFile]) -> Manifest:
+    return Manifest(
+        embedding_model=settings.embedding_model,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        chunker=CHUNKER_VERSION,
+        files={s.relative: FileEntry(s.sha256) for s in sources},
+    )
+
+
+def _reason(changes: Changes, empty: bool) -> str:
+    if empty:
+        return "empty store"
+    if changes.rebuild:
+        return "embedding model, chunking or a forced rebuild"
+    return "knowledge files changed"
 
 
 def _metadata(chunk: Chunk) -> dict[str, str | int]:

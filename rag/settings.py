@@ -28,8 +28,15 @@ class RagSettings(BaseSettings):
         description="Sentence-transformers model: the bundled default or a local folder.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
-    chunk_size: int = Field(default=800, ge=100, le=8000, description="Characters per chunk, at most.")
-    chunk_overlap: int = Field(default=120, ge=0, description="Characters carried into the next chunk.")
+    chunk_size: int = Field(
+        default=200,
+        ge=32,
+        le=8192,
+        description="Tokens per chunk, at most (fewer where the title and headings need room in the window).",
+    )
+    chunk_overlap: int = Field(
+        default=32, ge=0, description="Tokens of whole sentences carried into the next chunk."
+    )
     top_k: int = Field(default=4, ge=1, le=50, description="Passages retrieved per question.")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
         default="hybrid", description="dense (MiniLM), lexical (BM25) or hybrid (both, fused)."

@@ -8,6 +8,7 @@ removed by the next ingest.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -68,6 +69,10 @@ class KnowledgeStore:
     @property
     def active_build(self) -> CompleteBuild | None:
         return self._active_build
+
+    @property
+    def active_collection(self) -> Any:
+        return self._active
 
     def refresh(self) -> CompleteBuild | None:
         """Point readers at the newest complete build."""
@@ -141,9 +146,60 @@ class KnowledgeStore:
         return self._client.create_collection(
             name,
             configuration={"hnsw": {"space": "cosine"}},
-            metadata={"status": STATUS_BUILDING, "version": manifest.version, "created_at": time.time()},
+            metadata={
+                "status": STATUS_BUILDING,
+                "version": manifest.version,
+                "parameters": _parameters_key(manifest),
+                "created_at": time.time(),
+            },
             embedding_function=None,
         )
+
+    def unfinished_builds(self, manifest: Manifest) -> list[Any]:
+        """Builds an interrupted ingest left behind whose vectors were made the way `manifest` makes them:
+        what they hold need not be embedded again."""
+        key = _parameters_key(manifest)
+        return [
+            c
+            for c in self._owned()
+            if (c.metadata or {}).get("status") == STATUS_BUILDING
+            and (c.metadata or {}).get("parameters") == key
+        ]
+
+    def vectors(self, collections: Sequence[Any], ids: Sequence[str]) -> dict[str, Any]:
+        """The stored vector of each of `ids` found in `collections` (a chunk id names its exact text)."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Any] = {}
+        step = int(self._client.get_max_batch_size())
+        for collection in collections:
+            missing = [i for i in wanted if i not in found]
+            for start in range(0, len(missing), step):
+                page = collection.get(ids=missing[start : start + step], include=["embeddings"])
+                found.update(zip(page["ids"], page["embeddings"], strict=True))
+        return found
+
+    def copy_sources(self, target: Any, sources: set[str]) -> int:
+        """Copy every chunk of the active build that comes from one of `sources`, vector included."""
+        collection = self._active
+        if collection is None or not sources:
+            return 0
+        copied = 0
+        step = int(self._client.get_max_batch_size())
+        for offset in range(0, self._count, step):
+            page = collection.get(include=["embeddings", "documents", "metadatas"], limit=step, offset=offset)
+            keep = [
+                n for n, meta in enumerate(page["metadatas"] or []) if (meta or {}).get("source") in sources
+            ]
+            if not keep:
+                continue
+            target.add(
+                ids=[page["ids"][n] for n in keep],
+                embeddings=[page["embeddings"][n] for n in keep],
+                documents=[(page["documents"] or [])[n] for n in keep],
+                metadatas=[(page["metadatas"] or [])[n] for n in keep],
+            )
+            copied += len(keep)
+        return copied
 
     def add(
         self,
@@ -177,7 +233,8 @@ class KnowledgeStore:
         self.remove_stale()
 
     def remove_stale(self) -> int:
-        """Delete unfinished builds and every complete build but the active one."""
+        """Delete unfinished builds and every complete build but the active one (only the ingest that
+        holds the ingest lock may call this: it would delete a build in progress)."""
         active = self._active_build.name if self._active_build else None
         removed = 0
         for collection in self._owned():
@@ -203,3 +260,7 @@ class KnowledgeStore:
                 continue
             builds.append(CompleteBuild(collection.name, manifest, float(meta.get("completed_at", 0.0))))
         return sorted(builds, key=lambda b: b.completed_at, reverse=True)
+
+
+def _parameters_key(manifest: Manifest) -> str:
+    return json.dumps(manifest.parameters)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,13 @@ def test_status_and_ingest(tmp_path: Path, knowledge_store_dir: Path) -> None:
 
     ingest = rag("ingest", env=env)
     assert ingest.returncode == 0, ingest.stderr
-    assert ingest.stdout.startswith("built:")
+    summary = re.match(
+        r"updated: 10 files, (\d+) chunks \((\d+) embedded, (\d+) reused; 1 added, 1 changed, 0 removed\)",
+        ingest.stdout,
+    )
+    assert summary, ingest.stdout
+    chunks, embedded, reused = map(int, summary.groups())
+    assert 2 <= embedded <= 3 and embedded + reused == chunks  # the new file and faq.md's changed end
     assert "embedding" in ingest.stderr  # the progress bar
 
     again = rag("ingest", env=env)

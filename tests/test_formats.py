@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from rag.chunking import chunk_document
-from rag.embedder import Embedder
+from rag.embedder import Embedder, resolve_model_path
 from rag.ingestion import ensure_ingested
 from rag.loading import load, scan
 from rag.retriever import Retriever
 from rag.store import KnowledgeStore
+from rag.tokens import tokens_for
 from tests.conftest import rag_settings
 
 PAGE = """<!doctype html>
@@ -63,7 +64,9 @@ def test_html_keeps_visible_text_and_its_sections(tmp_path: Path) -> None:
     assert "Tuesday to Saturday, 10:00\u201316:00." in document.text  # the entity, decoded
     for invisible in ("do not index me", "color: red", "Home | About", "staff rota", "icon"):
         assert invisible not in document.text
-    chunks = chunk_document(document, size=800, overlap=100)
+    chunks = chunk_document(
+        document, size=200, overlap=30, tokens=tokens_for(resolve_model_path("all-MiniLM-L6-v2"))
+    )
     assert [c.heading_path for c in chunks] == ["", "Holidays"]
     assert "- Closed on 25 December" in chunks[1].text
 
@@ -95,7 +98,10 @@ def test_unreadable_files_are_skipped_and_the_rest_is_served(
     with caplog.at_level(logging.WARNING):
         report = ensure_ingested(store, embedder, settings)
 
-    assert report.status == "built" and report.files == 4
+    assert report.status == "rebuilt" and report.files == 4
+    assert report.skipped == ["broken.pdf", "scan.pdf"]
+    build = store.active_build
+    assert build is not None and "text layer" in build.manifest.files["scan.pdf"].skipped
     skipped = [r.getMessage() for r in caplog.records if "knowledge_file_skipped" in r.getMessage()]
     assert len(skipped) == 2
     assert any("broken.pdf" in m for m in skipped) and any("text layer" in m for m in skipped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedder import Embedder
+from rag.embedder import Embedder, resolve_model_path
 from rag.ingestion import desired_manifest, ensure_ingested
 from rag.store import STATUS_BUILDING, KnowledgeStore
 from tests.conftest import KNOWLEDGE, ROOT, rag_settings
@@ -30,11 +31,12 @@ def test_first_ingest_builds_a_complete_collection(tmp_path: Path, embedder: Emb
 
     report = ensure_ingested(store, embedder, settings)
 
-    assert report.status == "built"
+    assert report.status == "rebuilt"
     assert report.files == len(list(KNOWLEDGE.glob("*.md"))) >= 8
-    assert store.count() == report.chunks > report.files
+    assert store.count() == report.chunks == report.embedded > report.files
     build = store.active_build
-    assert build is not None and build.manifest == desired_manifest(settings)
+    assert build is not None and build.manifest.matches(desired_manifest(settings))
+    assert sum(entry.chunks for entry in build.manifest.files.values()) == report.chunks
     assert build.manifest.embedding_model == "all-MiniLM-L6-v2"
     assert (build.manifest.chunk_size, build.manifest.chunk_overlap) == (
         settings.chunk_size,
@@ -56,7 +58,7 @@ def test_restart_with_unchanged_folder_embeds_nothing(
     assert any("knowledge_up_to_date" in r.getMessage() for r in caplog.records)
 
 
-def test_changed_file_rebuilds_and_replaces_the_old_collection(
+def test_add_change_delete_cycles_embed_only_what_changed(
     tmp_path: Path, store_dir: Path, embedder: Embedder
 ) -> None:
     folder = tmp_path / "kb"
@@ -65,23 +67,70 @@ def test_changed_file_rebuilds_and_replaces_the_old_collection(
     store = KnowledgeStore.persistent(store_dir, "knowledge")
     before = store.active_build
     assert before is not None
+    total = store.count()
 
-    with (folder / "pricing.md").open("a") as handle:
-        handle.write("\n\n## Gift vouchers\n\nGift vouchers for design workshops cost £150 each.\n")
-    report = ensure_ingested(store, embedder, settings)
-
-    assert report.status == "built" and report.version != before.manifest.version
+    # Add a file: only its chunks are embedded, everything else is copied with its vector.
+    (folder / "vouchers.md").write_text("# Gift vouchers\n\nGift vouchers for design workshops cost £150.\n")
+    added = ensure_ingested(store, embedder, settings)
+    assert (added.status, added.added, added.embedded, added.reused) == ("updated", ["vouchers.md"], 1, total)
+    assert store.count() == total + 1 and added.version != before.manifest.version
     assert [status for _, status in owned(store_dir)] == ["complete"]
-    hits = store.query(embedder.embed_query("Do you sell gift vouchers?"), 1)
-    assert "£150" in hits[0].text
+    assert "£150" in store.query(embedder.embed_query("Do you sell gift vouchers?"), 1)[0].text
+
+    # Change a file: the sections that did not change keep their vectors.
+    pricing = (folder / "pricing.md").read_text()
+    (folder / "pricing.md").write_text(pricing.replace("40%", "35%", 1))
+    changed = ensure_ingested(store, embedder, settings)
+    assert changed.changed == ["pricing.md"] and changed.status == "updated"
+    pricing_chunks = before.manifest.files["pricing.md"].chunks
+    assert 1 <= changed.embedded < pricing_chunks
+    assert changed.embedded + changed.reused == changed.chunks == store.count() == total + 1
+    hits = store.query(embedder.embed_query("How big is the deposit?"), 3)
+    assert any("35%" in h.text for h in hits) and not any("40% deposit" in h.text for h in hits)
+
+    # Delete a file: nothing is embedded and its chunks are gone.
+    faq_chunks = before.manifest.files["faq.md"].chunks
+    (folder / "faq.md").unlink()
+    removed = ensure_ingested(store, embedder, settings)
+    assert (removed.removed, removed.embedded) == (["faq.md"], 0)
+    assert store.count() == total + 1 - faq_chunks
+    assert not store.active_collection.get(where={"source": "faq.md"}, include=[])["ids"]
+
+    # The manifest tells when each file's current bytes were ingested.
+    build = store.active_build
+    assert build is not None and "faq.md" not in build.manifest.files
+    entries = build.manifest.files
+    assert entries["services.md"].ingested_at == before.manifest.files["services.md"].ingested_at
+    assert entries["pricing.md"].ingested_at > before.manifest.files["pricing.md"].ingested_at
+    assert ensure_ingested(store, embedder, settings).status == "up_to_date"
+    ids = store.active_collection.get(include=[])["ids"]
+    assert len(ids) == len(set(ids)) == store.count()
+
+
+def test_a_different_embedding_model_rebuilds_everything(
+    tmp_path: Path, store_dir: Path, embedder: Embedder
+) -> None:
+    other_model = tmp_path / "minilm-copy"  # a local model folder: vectors from it must not be mixed
+    shutil.copytree(resolve_model_path("all-MiniLM-L6-v2"), other_model)
+    settings = rag_settings(chroma_path=store_dir, embedding_model=str(other_model))
+    store = KnowledgeStore.persistent(store_dir, "knowledge")
+    total = store.count()
+
+    other = Embedder(str(other_model))
+    report = ensure_ingested(store, other, settings)
+
+    assert (report.status, report.reused, report.embedded) == ("rebuilt", 0, total)
+    assert other.calls == total
+    build = store.active_build
+    assert build is not None and build.manifest.embedding_model == str(other_model)
 
 
 def test_changed_chunking_parameters_rebuild(store_dir: Path, embedder: Embedder) -> None:
-    settings = rag_settings(chroma_path=store_dir, chunk_size=400, chunk_overlap=50)
+    settings = rag_settings(chroma_path=store_dir, chunk_size=80, chunk_overlap=16)
     store = KnowledgeStore.persistent(store_dir, "knowledge")
     old_count = store.count()
     report = ensure_ingested(store, embedder, settings)
-    assert report.status == "built"
+    assert report.status == "rebuilt" and report.reused == 0
     assert store.count() == report.chunks > old_count
 
 
@@ -89,22 +138,30 @@ def _write_bulk_folder(folder: Path, files: int) -> None:
     shutil.copytree(KNOWLEDGE, folder)
     for n in range(files):
         (folder / f"note-{n:04d}.md").write_text(
-            f"# Note {n}\n\n" + " ".join(f"Paragraph about topic {n} and item {i}." for i in range(18))
+            f"# Note {n}\n\n" + " ".join(f"Paragraph about topic {n} and item {i}." for i in range(36))
         )
 
 
-def _kill_ingest_midway(store_dir: Path, folder: Path) -> None:
-    env = {**os.environ, "CHROMA_PATH": str(store_dir), "KNOWLEDGE_DIR": str(folder), "LOG_FORMAT": "json"}
+def _kill_ingest_midway(store_dir: Path, folder: Path, after: int = 1) -> None:
+    """SIGKILL a real `python -m rag ingest` once its progress bar shows `after` chunks embedded."""
+    env = {
+        **os.environ,
+        "CHROMA_PATH": str(store_dir),
+        "KNOWLEDGE_DIR": str(folder),
+        "LOG_FORMAT": "json",
+        "EMBEDDING_BATCH_SIZE": "8",  # small groups: some are written before the kill
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "rag", "ingest"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
     assert process.stderr is not None
-    deadline = time.monotonic() + 120
-    for line in process.stderr:
-        if "embedding:" in line and "chunk" in line and "/" in line:  # the progress bar has moved
+    deadline = time.monotonic() + 180
+    for line in process.stderr:  # tqdm's carriage returns end lines too in text mode
+        progress = re.search(r"embedding:.*?(\d+)/(\d+)", line)
+        if progress and int(progress.group(1)) >= after:
+            assert int(progress.group(1)) < int(progress.group(2)), "ingest finished before the kill"
             break
-        assert time.monotonic() < deadline, "ingest never started embedding"
-    time.sleep(1.0)
+        assert time.monotonic() < deadline, "ingest never got that far"
     assert process.poll() is None, "ingest finished before it could be interrupted"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -113,12 +170,13 @@ def _kill_ingest_midway(store_dir: Path, folder: Path) -> None:
 def test_killed_ingest_keeps_serving_the_previous_build_then_finishes(
     tmp_path: Path, store_dir: Path, embedder: Embedder
 ) -> None:
-    previous = KnowledgeStore.persistent(store_dir, "knowledge").active_build
+    previous_store = KnowledgeStore.persistent(store_dir, "knowledge")
+    previous, previous_count = previous_store.active_build, previous_store.count()
     assert previous is not None
     folder = tmp_path / "kb"
     _write_bulk_folder(folder, files=300)
 
-    _kill_ingest_midway(store_dir, folder)
+    _kill_ingest_midway(store_dir, folder, after=300)
 
     statuses = sorted(status for _, status in owned(store_dir))
     assert statuses == ["building", "complete"]  # the half-built collection is there, but not served
@@ -127,10 +185,12 @@ def test_killed_ingest_keeps_serving_the_previous_build_then_finishes(
 
     settings = rag_settings(chroma_path=store_dir, knowledge_dir=folder)
     report = ensure_ingested(store, embedder, settings)
-    assert report.status == "built"
+    assert report.status == "updated"
     assert [status for _, status in owned(store_dir)] == ["complete"]
-    ids = store._active.get(include=[])["ids"]
+    ids = store.active_collection.get(include=[])["ids"]
     assert len(ids) == len(set(ids)) == report.chunks == store.count()
+    # The killed run's work is not lost: what it had written is taken over, not embedded again.
+    assert report.reused >= previous_count + 256 and report.embedded < report.chunks - previous_count
 
 
 def test_killed_first_ingest_serves_nothing_rather_than_a_partial_store(tmp_path: Path) -> None:
@@ -154,4 +214,4 @@ def test_a_store_built_by_another_chunker_version_is_rebuilt(
     assert ensure_ingested(store, embedder, settings).status == "up_to_date"
 
     monkeypatch.setattr(rag.ingestion, "CHUNKER_VERSION", rag.ingestion.CHUNKER_VERSION + 1)
-    assert ensure_ingested(store, embedder, settings).status == "built"
+    assert ensure_ingested(store, embedder, settings).status == "rebuilt"
