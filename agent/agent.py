@@ -14,6 +14,7 @@ from agent.chain import GeneratorChain, StreamInterrupted, StreamStart
 from agent.conversations import Turn
 from agent.errors import AllTiersFailed
 from agent.prompting import Prompt
+from agent.smalltalk import SmallTalkReplies, recognise
 from rag.errors import RetrievalError
 from rag.retriever import Passage, Retriever
 
@@ -57,11 +58,27 @@ class Done:
 AnswerEvent = Sources | Text | Done
 
 
+@dataclass(frozen=True, slots=True)
+class Replies:
+    """What the agent says without a model: to small talk, and when the knowledge has nothing relevant."""
+
+    contact_hint: str
+    no_answer: str = "Sorry, I couldn't find anything about that in our information."
+    small_talk: SmallTalkReplies | None = field(default_factory=SmallTalkReplies)  # None: not recognised
+
+
 class Agent:
-    def __init__(self, retriever: Retriever, chain: GeneratorChain, contact_hint: str) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        chain: GeneratorChain,
+        replies: Replies,
+        relevance_floor: float = 0.0,
+    ) -> None:
         self.retriever = retriever
         self.chain = chain
-        self.contact_hint = contact_hint
+        self.replies = replies
+        self.relevance_floor = relevance_floor
 
     def cache_context(self) -> str:
         """Everything besides the question that changes an answer: the knowledge and the models."""
@@ -69,11 +86,15 @@ class Agent:
 
     async def answer(self, question: str, history: tuple[Turn, ...] = ()) -> Answer:
         started = time.perf_counter()
+        if (chat := self._small_talk(question, started)) is not None:
+            return chat
         try:
             passages = await self._retrieve(question, history)
         except RetrievalError as exc:
             log.error("retrieval_failed", error=str(exc))
             return self._apology(started)
+        if not passages:
+            return self._no_answer(started)
         try:
             generation = await self.chain.generate(Prompt(question, passages, history=history))
         except AllTiersFailed as exc:
@@ -92,11 +113,19 @@ class Agent:
     async def stream(self, question: str, history: tuple[Turn, ...] = ()) -> AsyncIterator[AnswerEvent]:
         """The sources first, then the answer as it is generated, then `Done`."""
         started = time.perf_counter()
+        if (chat := self._small_talk(question, started)) is not None:
+            async for told in _told(chat):
+                yield told
+            return
         try:
             passages = await self._retrieve(question, history)
         except RetrievalError as exc:
             log.error("retrieval_failed", error=str(exc))
             yield Done(self._apology(started))
+            return
+        if not passages:
+            async for told in _told(self._no_answer(started)):
+                yield told
             return
         yield Sources(passages)
         pieces: list[str] = []
@@ -130,9 +159,25 @@ class Agent:
         )
 
     async def _retrieve(self, question: str, history: tuple[Turn, ...]) -> tuple[Passage, ...]:
-        """A follow-up ("how much is it?") names nothing: search with the previous question too."""
+        """The passages at or above the relevance floor. A follow-up ("how much is it?") names nothing:
+        it is searched with the previous question too."""
         query = f"{history[-1].question}\n{question}" if history else question
-        return tuple(await asyncio.to_thread(self.retriever.retrieve, query))
+        found = await asyncio.to_thread(self.retriever.retrieve, query)
+        relevant = tuple(p for p in found if p.score >= self.relevance_floor)
+        if found and not relevant:
+            log.info("nothing_relevant", best_score=max(p.score for p in found), floor=self.relevance_floor)
+        return relevant
+
+    def _small_talk(self, question: str, started: float) -> Answer | None:
+        replies = self.replies.small_talk
+        kind = recognise(question) if replies is not None else None
+        if replies is None or kind is None:
+            return None
+        return _said(replies.reply(kind), "small-talk", started)
+
+    def _no_answer(self, started: float) -> Answer:
+        """Nothing in the knowledge is about the question: say so rather than let a model guess."""
+        return _said(f"{self.replies.no_answer} {self.replies.contact_hint}", "no-match", started)
 
     def _apology(
         self, started: float, passages: tuple[Passage, ...] = (), interrupted: bool = False
@@ -141,7 +186,7 @@ class Agent:
             "Sorry, the answer was interrupted." if interrupted else "Sorry, I can't answer that right now."
         )
         return Answer(
-            text=f"{opening} {self.contact_hint}",
+            text=f"{opening} {self.replies.contact_hint}",
             status="error",
             provider="none",
             model="none",
@@ -151,6 +196,17 @@ class Agent:
 
     async def aclose(self) -> None:
         await self.chain.aclose()
+
+
+def _said(text: str, model: str, started: float) -> Answer:
+    """An answer the agent gives itself, without a model or a source."""
+    return Answer(text=text, status="success", provider="none", model=model, response_time=_since(started))
+
+
+async def _told(answer: Answer) -> AsyncIterator[AnswerEvent]:
+    yield Sources(())
+    yield Text(answer.text)
+    yield Done(answer)
 
 
 def _since(started: float) -> float:

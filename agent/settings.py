@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agent.smalltalk import DEFAULT_INTRO
+
 TIERS = ("gemini", "openai", "local", "extractive")
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 MINIMAL_LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -63,7 +65,24 @@ class AgentSettings(BaseSettings):
 
     contact_hint: str = Field(
         default="Please contact our support team directly and we will be glad to help.",
-        description="Shown when no answer can be given at all.",
+        description="Contact details, shown when no answer can be given or nothing relevant is known.",
+    )
+    no_answer_text: str = Field(
+        default="Sorry, I couldn't find anything about that in our information.",
+        description="Said (followed by CONTACT_HINT) when no passage reaches RELEVANCE_FLOOR.",
+    )
+    relevance_floor: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="Passages scoring below this are unused; with none left the agent says it does not know.",
+    )
+    small_talk: bool = Field(
+        default=True, description="Answer greetings, thanks and 'who are you?' directly."
+    )
+    assistant_intro: str = Field(
+        default=DEFAULT_INTRO,
+        description="The reply to 'who are you?' and 'what can you do?'.",
     )
 
     @property

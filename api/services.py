@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from agent.agent import Agent, Answer
+from agent.agent import Agent, Answer, Replies
 from agent.conversations import ConversationStore, MemoryConversations, Turn
 from agent.factory import build_chain
 from agent.generators.local import LocalGenerator
+from agent.settings import AgentSettings
+from agent.smalltalk import SmallTalkReplies
 from api.cache import AnswerCache, cache_key
 from api.settings import Settings
 from rag.embedder import Embedder
@@ -81,7 +83,9 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
         retriever.prepare()  # the new build's keyword index, before a visitor's question needs it
         return report
 
-    agent = Agent(retriever, build_chain(settings.agent), settings.agent.contact_hint)
+    agent = Agent(
+        retriever, build_chain(settings.agent), _replies(settings.agent), settings.agent.relevance_floor
+    )
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:
         for tier in agent.chain.tiers:
@@ -92,6 +96,14 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
     conversations = MemoryConversations(settings.agent.history_turns, settings.agent.history_ttl)
     return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex))
+
+
+def _replies(settings: AgentSettings) -> Replies:
+    return Replies(
+        contact_hint=settings.contact_hint,
+        no_answer=settings.no_answer_text,
+        small_talk=SmallTalkReplies(identity=settings.assistant_intro) if settings.small_talk else None,
+    )
 
 
 def _warm(embedder: Embedder) -> None:

@@ -161,7 +161,10 @@ def test_gemini_retry_info_in_the_body_is_honoured(
     }
     client = make_client(agent=remote_settings(fake_gemini, fake_openai, llm_chain="gemini,extractive"))
     fake_gemini.reset(Reply(status=429, body=quota), Reply(text="Quota back."))
-    assert client.post("/chat", json={"message": "Anything?"}).json()["response"] == "Quota back."
+    assert (
+        client.post("/chat", json={"message": "What are your support hours?"}).json()["response"]
+        == "Quota back."
+    )
     first, second = (r.at for r in fake_gemini.requests)
     assert 0.8 <= second - first < 1.3
 
@@ -178,7 +181,9 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     fake_openai.reset(default=Reply(text="Model server answer."))
 
     def ask(n: int) -> str:
-        body = client.post("/chat", json={"message": f"question number {n}?", "use_cache": False}).json()
+        body = client.post(
+            "/chat", json={"message": f"What are your support hours? ({n})", "use_cache": False}
+        ).json()
         assert body["status"] == "success"
         return str(body["model_info"]["provider"])
 
@@ -215,11 +220,11 @@ def test_half_open_trial_makes_a_single_attempt(
     )
     fake_gemini.reset(default=Reply(status=503))
     fake_openai.reset(default=Reply(text="Model server answer."))
-    client.post("/chat", json={"message": "first?"})
+    client.post("/chat", json={"message": "What services do you offer?"})
     assert fake_gemini.calls == 2  # the circuit opened after two failed attempts: the third was not made
     time.sleep(0.6)
     fake_gemini.reset(default=Reply(status=503))
-    client.post("/chat", json={"message": "second?"})
+    client.post("/chat", json={"message": "What are your support hours?"})
     assert fake_gemini.calls == 1  # the trial is one attempt, not 1 + MAX_RETRIES
 
 
@@ -230,7 +235,9 @@ def test_llm_stats_reports_latency_and_shares(
     fake_gemini.reset(Reply(text="one"), Reply(status=400), Reply(text="three"), Reply(text="four"))
     fake_openai.reset(default=Reply(text="from openai"))
     providers = [
-        client.post("/chat", json={"message": f"q{n}?", "use_cache": False}).json()["model_info"]["provider"]
+        client.post(
+            "/chat", json={"message": f"How much does a website cost? ({n})", "use_cache": False}
+        ).json()["model_info"]["provider"]
         for n in range(4)
     ]
     assert providers == ["gemini", "openai", "gemini", "gemini"]
