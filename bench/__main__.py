@@ -6,9 +6,13 @@ import platform
 import sys
 from collections.abc import Callable
 
-from bench import fallback, startup
+from bench import fallback, ingest, startup
 
-BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {"startup": startup.run, "fallback": fallback.run}
+BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
+    "startup": startup.run,
+    "fallback": fallback.run,
+    "ingest": ingest.run,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -45,6 +45,7 @@ def indexed_text(title: str, heading_path: str, text: str) -> str:
 def chunk_document(doc: Document, size: int, overlap: int, tokens: TokenCounter) -> list[Chunk]:
     """Sections by heading, then paragraphs packed up to `size` tokens of the embedding model, each chunk
     opening with up to `overlap` tokens of whole sentences from the one before."""
+    tokens = _Remembered(tokens)  # sentences are counted when split, then again as overlap
     pieces: list[tuple[tuple[str, ...], str]] = []
     for headings, body in _sections(doc):
         budget = _budget(doc.title, headings, size, tokens)
@@ -115,7 +116,11 @@ def _paragraphs(body: str) -> list[str]:
 def _pack(paragraphs: list[str], budget: int, overlap: int, tokens: TokenCounter) -> list[str]:
     """Greedily pack paragraphs (long ones as their sentences) up to `budget` tokens."""
     units: list[tuple[str, str, int]] = []  # (text, what joins it to the text before, tokens)
-    for paragraph, count in zip(paragraphs, tokens.count(paragraphs), strict=True):
+    # Every word is at least one token: a paragraph with more words than the budget needs no count.
+    short = [p for p in paragraphs if len(p.split()) <= budget]
+    counted = dict(zip(short, tokens.count(short), strict=True))
+    for paragraph in paragraphs:
+        count = counted.get(paragraph, budget + 1)
         if count <= budget:
             units.append((paragraph, "\n\n", count))
             continue
@@ -172,6 +177,23 @@ def _overlap_tail(text: str, overlap: int, tokens: TokenCounter) -> tuple[str, i
         kept.insert(0, sentence)
         used += count
     return " ".join(kept).strip(), used
+
+
+class _Remembered:
+    """A token counter that counts each distinct text once."""
+
+    def __init__(self, tokens: TokenCounter) -> None:
+        self._tokens = tokens
+        self._known: dict[str, int] = {}
+        self.window = tokens.window
+
+    def count(self, texts: list[str]) -> list[int]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._known))
+        self._known.update(zip(missing, self._tokens.count(missing), strict=True))
+        return [self._known[t] for t in texts]
+
+    def cut(self, text: str, tokens: int) -> int:
+        return self._tokens.cut(text, tokens)
 
 
 def _chunk_id(source: str, embedded: str, occurrence: int) -> str:

@@ -39,7 +39,7 @@ def resolve_model_path(name: str) -> Path:
 class Embedder:
     """Normalized embeddings from a sentence-transformers model, built on first use, thread-safe."""
 
-    def __init__(self, model_name: str, batch_size: int = 32) -> None:
+    def __init__(self, model_name: str, batch_size: int = 16) -> None:
         self.model_name = model_name
         self.batch_size = batch_size
         self._model: Any = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -202,13 +203,22 @@ def _embed_and_add(
     chunks: list[Chunk],
     progress: ProgressFactory | None,
 ) -> None:
+    """Embed group after group while the group before is written: the store's indexing then hides behind
+    the model instead of adding to it. One write in flight at a time, in order; a failed write stops it."""
     if not chunks:
         return
     on_batch = progress(len(chunks)) if progress else None
     group = embedder.batch_size * _GROUP_BATCHES
-    for start in range(0, len(chunks), group):
-        batch = chunks[start : start + group]
-        _add(store, collection, batch, embedder.embed([c.embedding_text() for c in batch], progress=on_batch))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as writer:
+        writing: Future[None] | None = None
+        for start in range(0, len(chunks), group):
+            batch = chunks[start : start + group]
+            vectors = embedder.embed([c.embedding_text() for c in batch], progress=on_batch)
+            if writing is not None:
+                writing.result()
+            writing = writer.submit(_add, store, collection, batch, vectors)
+        if writing is not None:
+            writing.result()
 
 
 def _add(store: KnowledgeStore, collection: Any, chunks: list[Chunk], vectors: list[Any]) -> None:
