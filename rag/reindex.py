@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -90,13 +90,6 @@ class Reindexer:
         log.info("reindex_started", job=job.id)
         return job, True
 
-    def wait(self, timeout: float) -> ReindexJob | None:
-        """Block until the running job ends (for the CLI and tests), or `timeout` passes."""
-        deadline = time.monotonic() + timeout
-        while self._latest is not None and self._latest.status == "running" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self._latest
-
     def _run(self, job_id: str) -> None:
         def on_change(total: int, done: int) -> None:
             self._update(job_id, to_embed=total, embedded=done)
@@ -112,7 +105,7 @@ class Reindexer:
         self._update(job_id, status="succeeded", finished_at=time.time(), report=report)
         log.info("reindex_done", job=job_id, status=report.status, version=report.version)
 
-    def _update(self, job_id: str, **changes: object) -> None:
+    def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
             if self._latest is not None and self._latest.id == job_id:
-                self._latest = replace(self._latest, **changes)  # type: ignore[arg-type]
+                self._latest = replace(self._latest, **changes)
