@@ -11,14 +11,13 @@ from api.settings import Settings
 def main() -> None:
     settings = Settings()
     app = create_app(settings)
-    forwarded = settings.api.forwarded_allow_ips
     uvicorn.run(
         app,
         host=settings.api.host,
         port=settings.api.port,
         log_config=None,  # our structlog set-up renders uvicorn's records too
-        proxy_headers=bool(forwarded),
-        forwarded_allow_ips=forwarded or None,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the app applies TRUSTED_PROXIES.
+        proxy_headers=False,
         server_header=False,
     )
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from slowapi import Limiter
 
@@ -20,6 +20,7 @@ from api.schemas import (
     ReindexConflict,
     ReindexJobOut,
 )
+from api.security import ADMIN_ERRORS, require_admin
 from api.services import Services
 from api.settings import ApiSettings
 from rag.ingestion import compare, desired_manifest
@@ -28,7 +29,9 @@ from rag.reindex import ReindexJob
 
 
 def build_admin_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/admin", tags=["admin"])
+    router = APIRouter(
+        prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
+    )
     limit = limiter.limit(settings.rate_limit_admin)
 
     @router.post(

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from agent.agent import Answer
 from api import __version__
@@ -66,6 +67,9 @@ def create_app(
     app.state.allowed_origins = parse_origins(settings.api.allowed_origins)
     install_cors(app, app.state.allowed_origins)
     app.add_middleware(RequestIdMiddleware)
+    if settings.api.trusted_proxies:
+        # Outermost: limits, logs and the admin check all see the visitor, not the proxy.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
     install_error_handlers(app)
     app.include_router(build_router(limiter, settings.api))
     app.include_router(build_admin_router(limiter, settings.api))

@@ -35,6 +35,7 @@ from api.schemas import (
     TierStatsOut,
     sources_of,
 )
+from api.security import ADMIN_ERRORS, require_admin
 from api.services import CacheSlot, Services
 from api.settings import ApiSettings
 from api.sse import SSE_HEADERS
@@ -200,7 +201,12 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         }
         return LlmStats(**snapshot, tiers=tiers)
 
-    @router.get("/cache/stats", response_model=CacheStats, responses=_RATE_LIMITED)
+    @router.get(
+        "/cache/stats",
+        response_model=CacheStats,
+        responses={**_RATE_LIMITED, **ADMIN_ERRORS},
+        dependencies=[Depends(require_admin)],
+    )
     @limiter.limit(settings.rate_limit_cache_stats)
     async def cache_stats(request: Request, response: Response, services: ServicesDep) -> CacheStats:
         cache = services.cache
@@ -217,7 +223,12 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             hit_rate=round(counts.hits / lookups, 4) if lookups else 0.0,
         )
 
-    @router.delete("/cache", response_model=CacheCleared, responses=_RATE_LIMITED)
+    @router.delete(
+        "/cache",
+        response_model=CacheCleared,
+        responses={**_RATE_LIMITED, **ADMIN_ERRORS},
+        dependencies=[Depends(require_admin)],
+    )
     @limiter.limit(settings.rate_limit_cache_clear)
     async def clear_cache(request: Request, response: Response, services: ServicesDep) -> CacheCleared:
         removed = services.cache.clear()

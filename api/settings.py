@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from limits import parse_many
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.settings import AgentSettings
@@ -18,9 +18,12 @@ class ApiSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1")
     port: int = Field(default=8000, ge=1, le=65535)
-    forwarded_allow_ips: str = Field(
+    trusted_proxies: str = Field(
         default="",
-        description="Proxies whose X-Forwarded-For is believed (uvicorn); empty trusts no one.",
+        description="Comma-separated proxy addresses or networks whose X-Forwarded-For is believed.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for admin calls; unset: admin calls from loopback only."
     )
     allowed_origins: str = Field(
         default="",

@@ -35,6 +35,7 @@ KNOWLEDGE = ROOT / "knowledge"
 
 # A `.env` in the checkout must not leak into tests: every test builds its settings explicitly.
 NO_ENV_FILE: dict[str, Any] = {"_env_file": None}
+LOCAL_CLIENT = ("127.0.0.1", 50000)
 
 configure_logging(LoggingSettings(**NO_ENV_FILE))
 
@@ -145,7 +146,7 @@ def make_client(store_dir: Path) -> Iterator[AppFactory]:
             logging=LoggingSettings(**NO_ENV_FILE),
         )
         app = create_app(settings, cache_timer=clock) if clock else create_app(settings)
-        client = TestClient(app)
+        client = TestClient(app, client=LOCAL_CLIENT)  # the operator, on the same machine
         client.__enter__()
         clients.append(client)
         return client

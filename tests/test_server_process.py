@@ -72,8 +72,15 @@ def test_served_answers_cache_limits_and_gemini(tmp_path: Path, knowledge_store_
         assert first["model_info"]["provider"] == "gemini" and first["cached"] is False
         again = httpx.post(chat, json={"message": "WHAT services do you offer?"}, timeout=60).json()
         assert again["cached"] is True
+        # A visitor who makes up X-Forwarded-For headers still has one budget: no proxy is trusted.
         statuses = [
-            httpx.post(chat, json={"message": f"question {n}"}, timeout=60).status_code for n in range(19)
+            httpx.post(
+                chat,
+                json={"message": f"question {n}"},
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                timeout=60,
+            ).status_code
+            for n in range(19)
         ]
         assert statuses == [200] * 18 + [429]
     finally:
@@ -85,3 +92,36 @@ def test_served_answers_cache_limits_and_gemini(tmp_path: Path, knowledge_store_
     assert len(answered) == 20 and all(len(entry["request_id"]) == 32 for entry in answered)
     assert [entry["provider"] for entry in answered[:2]] == ["gemini", "gemini"]
     assert "What services do you offer?" not in log and "question 7" not in log
+
+
+def test_behind_a_trusted_proxy_limits_and_admin_follow_the_visitor(
+    tmp_path: Path, knowledge_store_dir: Path
+) -> None:
+    import shutil
+
+    store = tmp_path / "db"
+    shutil.copytree(knowledge_store_dir, store)
+    env = {
+        "CHROMA_PATH": str(store),
+        "KNOWLEDGE_DIR": str(KNOWLEDGE),
+        "TRUSTED_PROXIES": "127.0.0.1",  # as if nginx ran on this machine
+        "RATE_LIMIT_CHAT": "3/minute",
+        "EMBEDDER_WARMUP": "false",
+    }
+    server = ServerProcess(env, tmp_path / "server.log")
+    try:
+        server.wait_healthy()
+        chat = f"{server.url}/chat"
+
+        def ask(visitor: str) -> int:
+            body = {"message": "What services do you offer?"}
+            return httpx.post(chat, json=body, headers={"X-Forwarded-For": visitor}, timeout=60).status_code
+
+        assert [ask("198.51.100.1") for _ in range(4)] == [200, 200, 200, 429]
+        assert ask("198.51.100.2") == 200  # another visitor behind the same proxy has a budget of their own
+        # The proxy is on this machine, the visitor is not: without ADMIN_TOKEN, admin calls are refused.
+        remote = httpx.get(f"{server.url}/cache/stats", headers={"X-Forwarded-For": "198.51.100.1"})
+        assert remote.status_code == 403 and "ADMIN_TOKEN" in remote.json()["error"]
+        assert httpx.get(f"{server.url}/cache/stats").status_code == 200  # the operator, on the machine
+    finally:
+        server.stop()
