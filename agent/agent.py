@@ -74,11 +74,13 @@ class Agent:
         chain: GeneratorChain,
         replies: Replies,
         relevance_floor: float = 0.0,
+        max_answer_chars: int = 4000,
     ) -> None:
         self.retriever = retriever
         self.chain = chain
         self.replies = replies
         self.relevance_floor = relevance_floor
+        self.max_answer_chars = max_answer_chars
 
     def cache_context(self) -> str:
         """Everything besides the question that changes an answer: the knowledge and the models."""
@@ -101,7 +103,7 @@ class Agent:
             log.error("answer_failed", reason=str(exc))
             return self._apology(started, passages)
         return Answer(
-            text=generation.text,
+            text=_cut(generation.text, self.max_answer_chars),
             status="success",
             provider=generation.provider,
             model=generation.model,
@@ -130,11 +132,20 @@ class Agent:
         yield Sources(passages)
         pieces: list[str] = []
         start: StreamStart | None = None
+        room = self.max_answer_chars
+        stream = self.chain.stream(Prompt(question, passages, history=history))
         try:
-            async for event in self.chain.stream(Prompt(question, passages, history=history)):
+            async for event in stream:
                 if isinstance(event, StreamStart):
                     start = event
                     continue
+                if len(event) >= room:  # the cap: end the answer here, and stop the model
+                    event = _cut(event, room)
+                    pieces.append(event)
+                    yield Text(event)
+                    log.info("answer_capped", max_chars=self.max_answer_chars)
+                    break
+                room -= len(event)
                 pieces.append(event)
                 yield Text(event)
         except AllTiersFailed as exc:
@@ -145,6 +156,8 @@ class Agent:
             log.error("answer_interrupted", reason=str(exc))
             yield Done(self._apology(started, passages, interrupted=True))
             return
+        finally:
+            await stream.aclose()
         assert start is not None  # a tier that finished has started
         yield Done(
             Answer(
@@ -196,6 +209,15 @@ class Agent:
 
     async def aclose(self) -> None:
         await self.chain.aclose()
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` within `limit` characters, ended at a word with an ellipsis when it had to be cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(0, limit - 1)]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit // 2 else head).rstrip() + "\u2026"
 
 
 def _said(text: str, model: str, started: float) -> Answer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -120,7 +120,7 @@ class GeneratorChain:
         self.stats.request_done(None)
         raise AllTiersFailed("every tier failed: " + ", ".join(failures or ["none usable"]))
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[StreamStart | str]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamStart | str, None]:
         """`StreamStart` once a tier produces its first piece, then the pieces. A tier that fails before its
         first piece falls through to the next one inside the same stream; one that fails after it raises
         `StreamInterrupted` (the visitor already has part of its answer)."""

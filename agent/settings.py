@@ -77,6 +77,9 @@ class AgentSettings(BaseSettings):
         le=1,
         description="Passages scoring below this are unused; with none left the agent says it does not know.",
     )
+    max_answer_chars: int = Field(
+        default=4000, ge=100, le=100_000, description="Longest answer given; a longer one is cut at a word."
+    )
     small_talk: bool = Field(
         default=True, description="Answer greetings, thanks and 'who are you?' directly."
     )

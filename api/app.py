@@ -17,7 +17,7 @@ from api.admin import build_admin_router
 from api.cache import AnswerCache
 from api.errors import install_error_handlers
 from api.limiter import build_limiter
-from api.middleware import RequestIdMiddleware
+from api.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
 from api.openai_api import build_openai_router
 from api.origins import install_cors, parse_origins
 from api.routes import build_router
@@ -65,7 +65,10 @@ def create_app(
     limiter = build_limiter()
     app.state.limiter = limiter
     app.state.allowed_origins = parse_origins(settings.api.allowed_origins)
+    # Added innermost first: CORS wraps the 413, so a page can read it; every response gets the headers.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_cors(app, app.state.allowed_origins)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if settings.api.trusted_proxies:
         # Outermost: limits, logs and the admin check all see the visitor, not the proxy.

@@ -18,8 +18,12 @@ _OPENAI_TYPES = {403: "permission_error", 422: "invalid_request_error", 429: "ra
 
 
 def error_body(request: Request, message: str, status: int) -> dict[str, Any]:
+    return error_payload(request.url.path, message, status)
+
+
+def error_payload(path: str, message: str, status: int) -> dict[str, Any]:
     """`{"error": message}`; on the OpenAI-compatible surface, the shape OpenAI clients read."""
-    if request.url.path.startswith("/v1/"):
+    if path.startswith("/v1/"):
         kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
         return {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return {"error": message}

@@ -23,9 +23,9 @@ from agent.agent import Answer, Sources, Text
 from agent.conversations import Turn
 from api.deps import ServicesDep
 from api.origins import check_origin
-from api.schemas import MAX_MESSAGE_CHARS, ErrorBody, sources_of
+from api.schemas import ErrorBody, check_length, clean_text, sources_of
 from api.services import CacheSlot, Services
-from api.settings import ApiSettings
+from api.settings import MESSAGE_CHARS_CEILING, ApiSettings
 from api.sse import SSE_HEADERS
 from rag.retriever import Passage
 
@@ -63,12 +63,12 @@ class CompletionRequest(BaseModel):
         question = messages[-1]
         if question.role != "user" or not question.text.strip():
             raise ValueError("the last message must be a non-empty user message")
-        if len(question.text) > MAX_MESSAGE_CHARS:
-            raise ValueError(f"the last message must have at most {MAX_MESSAGE_CHARS} characters")
+        if len(question.text) > MESSAGE_CHARS_CEILING:
+            raise ValueError(f"the last message must have at most {MESSAGE_CHARS_CEILING} characters")
         return messages
 
     def question(self) -> str:
-        return self.messages[-1].text
+        return clean_text(self.messages[-1].text)
 
     def history(self, keep: int) -> tuple[Turn, ...]:
         """Earlier user messages, each paired with the assistant reply that followed it."""
@@ -99,6 +99,7 @@ def build_openai_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         request: Request, response: Response, body: CompletionRequest, services: ServicesDep
     ) -> Any:
         question = body.question()
+        check_length(question, settings.max_message_chars, "messages")
         history = body.history(services.settings.agent.history_turns)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         slot = services.cache_slot(question, history=history)

@@ -35,7 +35,11 @@ def check_origin(request: Request) -> None:
     not merely left unreadable by CORS (the question would still cost us a model call)."""
     allowed: list[str] = request.app.state.allowed_origins
     origin = request.headers.get("origin")
-    if allowed and origin is not None and origin.rstrip("/").lower() not in allowed:
+    if origin is None or not allowed:
+        return
+    origin = origin.rstrip("/").lower()
+    own = str(request.base_url).rstrip("/").lower()  # the service's own pages (/demo) are same-origin
+    if origin not in allowed and origin != own:
         raise HTTPException(
             status_code=403, detail=f"This chatbot does not accept requests from {origin[:100]}."
         )

@@ -33,6 +33,7 @@ from api.schemas import (
     Source,
     TierInfo,
     TierStatsOut,
+    check_length,
     sources_of,
 )
 from api.security import ADMIN_ERRORS, require_admin
@@ -122,6 +123,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     async def chat(
         request: Request, response: Response, body: ChatRequest, services: ServicesDep
     ) -> ChatResponse:
+        check_length(body.message, settings.max_message_chars, "message")
         started = time.perf_counter()
         history = await _history(services, body.session_id)
         slot = services.cache_slot(body.message, history=history, lookup=body.use_cache)
@@ -144,6 +146,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         request: Request, response: Response, body: ChatRequest, services: ServicesDep
     ) -> StreamingResponse:
         """The answer as Server-Sent Events: `sources`, then `token` pieces, then `done` (or `error`)."""
+        check_length(body.message, settings.max_message_chars, "message")
         started = time.perf_counter()
         history = await _history(services, body.session_id)
         slot = services.cache_slot(body.message, history=history, lookup=body.use_cache)

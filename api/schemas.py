@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.settings import MESSAGE_CHARS_CEILING
 from rag.retriever import Passage
 
-MAX_MESSAGE_CHARS = 2000
+_INVISIBLE = re.compile(
+    # C0 and C1 controls but tab and newlines, zero-width characters and bidirectional overrides: invisible to
+    # the visitor, they only serve to smuggle text past a reader or a filter.
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def clean_text(value: str) -> str:
+    return _INVISIBLE.sub("", value)
+
+
+def check_length(text: str, limit: int, field: str) -> None:
+    """MAX_MESSAGE_CHARS is a setting, so it is checked here; the answer is the same 422 as the schema's."""
+    if len(text) > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_too_long",
+                    "loc": ("body", field),
+                    "msg": f"String should have at most {limit} characters",
+                    "input": None,
+                }
+            ]
+        )
+
+
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The visitor's question.")
+    message: str = Field(
+        min_length=1,
+        max_length=MESSAGE_CHARS_CEILING,
+        description="The visitor's question: at most MAX_MESSAGE_CHARS characters (2000 by default).",
+    )
     session_id: str | None = Field(
         default=None,
         pattern=SESSION_ID_PATTERN,
@@ -28,6 +60,7 @@ class ChatRequest(BaseModel):
     @field_validator("message")
     @classmethod
     def _not_blank(cls, value: str) -> str:
+        value = clean_text(value)
         if not value.strip():
             raise ValueError("message must not be empty")
         return value

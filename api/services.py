@@ -84,7 +84,11 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
         return report
 
     agent = Agent(
-        retriever, build_chain(settings.agent), _replies(settings.agent), settings.agent.relevance_floor
+        retriever,
+        build_chain(settings.agent),
+        _replies(settings.agent),
+        relevance_floor=settings.agent.relevance_floor,
+        max_answer_chars=settings.agent.max_answer_chars,
     )
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:

@@ -12,6 +12,9 @@ from agent.settings import AgentSettings
 from rag.logs import LoggingSettings
 from rag.settings import RagSettings
 
+# What MAX_MESSAGE_CHARS may be raised to (the request schema's own bound).
+MESSAGE_CHARS_CEILING = 8000
+
 
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -28,6 +31,12 @@ class ApiSettings(BaseSettings):
     allowed_origins: str = Field(
         default="",
         description="Comma-separated origins of the pages that may embed the chatbot; empty allows any.",
+    )
+    max_body_bytes: int = Field(
+        default=65536, ge=1024, description="Largest request body accepted; larger gets 413."
+    )
+    max_message_chars: int = Field(
+        default=2000, ge=1, le=MESSAGE_CHARS_CEILING, description="Longest visitor message accepted."
     )
     cache_ttl: int = Field(default=3600, ge=0, description="Seconds an answer stays cached; 0 disables.")
     cache_max_entries: int = Field(default=1000, ge=1)

@@ -3,6 +3,9 @@ itself so that a website needs one script tag and nothing else."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -12,6 +15,17 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 # Short: a fixed widget reaches visitors within minutes, yet pages do not refetch it on every view.
 WIDGET_HEADERS = {"Cache-Control": "public, max-age=300"}
+
+
+def _demo_policy(page: bytes) -> str:
+    """Strict: scripts from this origin, the inline style by its hash, calls to this origin only."""
+    styles = re.findall(rb"<style>(.*?)</style>", page, flags=re.DOTALL)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in styles)
+    return (
+        "default-src 'none'; script-src 'self'; "
+        f"style-src 'self' {hashes}; connect-src 'self'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
 def build_widget_router() -> APIRouter:
@@ -24,8 +38,10 @@ def build_widget_router() -> APIRouter:
     async def widget_js() -> Response:
         return Response(script, media_type="application/javascript; charset=utf-8", headers=WIDGET_HEADERS)
 
+    demo_headers = {"Content-Security-Policy": _demo_policy(demo)}
+
     @router.get("/demo", include_in_schema=False)
     async def demo_page() -> HTMLResponse:
-        return HTMLResponse(demo)
+        return HTMLResponse(demo, headers=demo_headers)
 
     return router

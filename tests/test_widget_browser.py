@@ -4,8 +4,11 @@ customer's website; nothing is mocked (the LLM tier, where one is needed, is the
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -68,6 +71,7 @@ class HostSite:
 
     def __init__(self) -> None:
         self.pages: dict[str, bytes] = {}
+        self.policies: dict[str, str] = {}
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,6 +79,8 @@ class HostSite:
                 body = site.pages.get(self.path.split("?")[0])
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
+                if body is not None:
+                    self.send_header("Content-Security-Policy", site.policies[self.path.split("?")[0]])
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
                 self.wfile.write(body or b"")
@@ -90,19 +96,28 @@ class HostSite:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def add(self, path: str, html: str) -> str:
+    def add(self, path: str, html: str, api: str) -> str:
+        """A page with the strict policy a careful site owner sets: scripts and calls to the chatbot's origin,
+        and the page's own inline styles by hash. The widget must need nothing more (no inline styles)."""
         self.pages[path] = html.encode()
+        styles = re.findall(r"<style>(.*?)</style>", html, flags=re.DOTALL)
+        digests = [base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() for style in styles]
+        style_src = " ".join(f"'sha256-{d}'" for d in digests) or "'none'"
+        self.policies[path] = (
+            f"default-src 'none'; script-src {api}; connect-src {api}; style-src {style_src}; "
+            "img-src data:; base-uri 'none'; form-action 'none'"
+        )
         return f"{self.origin}{path}"
 
     def hostile(self, api: str, name: str) -> str:
-        return self.add(f"/{name}.html", HOSTILE_PAGE.format(api=api))
+        return self.add(f"/{name}.html", HOSTILE_PAGE.format(api=api), api)
 
     def demo(self, api: str) -> str:
         """The bundled demo page, its one tag pointed at the API on the other origin."""
         html = DEMO_HTML.read_text()
         assert DEMO_TAG in html, "the demo page's script tag changed: update DEMO_TAG"
         tag = f'<script src="{api}/widget.js" data-api="{api}" data-title="Northwind Assistant"'
-        return self.add("/demo.html", html.replace(DEMO_TAG, tag))
+        return self.add("/demo.html", html.replace(DEMO_TAG, tag), api)
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -190,6 +205,13 @@ class Widget:
         self.errors: list[str] = []
         self.chat_requests: list[dict[str, Any]] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # The demo page has a strict CSP: anything it blocks (an inline style, a stray script) is a defect.
+        self.page.on(
+            "console",
+            lambda message: (
+                self.errors.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         self.page.on("request", self._record)
         self.page.goto(url)
         self.launcher = self.page.locator("[data-kbchat] .launcher")
@@ -267,6 +289,20 @@ def test_widget_is_served_by_the_api(servers: Servers) -> None:
     demo = httpx.get(f"{servers.plain.url}/demo")
     assert demo.status_code == 200 and demo.headers["content-type"].startswith("text/html")
     assert "Northwind Digital" in demo.text and 'src="/widget.js"' in demo.text
+    policy = demo.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "'sha256-" in policy and "unsafe-inline" not in policy
+    assert script.headers["cross-origin-resource-policy"] == "cross-origin"  # other sites load it
+
+
+def test_the_demo_page_works_under_its_own_strict_policy(servers: Servers, context: BrowserContext) -> None:
+    widget = Widget(context, f"{servers.plain.url}/demo")
+    expect(widget.page.locator("h1")).to_have_css(
+        "letter-spacing", re.compile(r"^-")
+    )  # its inline style applies
+    widget.open()
+    widget.ask("What services do you offer?")
+    expect(widget.assistant_messages.nth(1).locator(".bubble")).to_contain_text(SERVICES_TEXT)
+    assert widget.errors == []
 
 
 def test_streams_answers_follows_up_and_restores_after_reload(

@@ -285,7 +285,15 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
     const host = el("div");
     host.setAttribute("data-kbchat", "");
     const root = host.attachShadow({ mode: "open" });
-    root.innerHTML = `<style>${CSS_TEXT}</style>${TEMPLATE}`;
+    // A constructed style sheet is not inline CSS: the widget works on pages whose CSP forbids inline styles.
+    if ("adoptedStyleSheets" in root && typeof CSSStyleSheet === "function" && "replaceSync" in CSSStyleSheet.prototype) {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS_TEXT);
+      root.adoptedStyleSheets = [sheet];
+      root.innerHTML = TEMPLATE;
+    } else {
+      root.innerHTML = `<style>${CSS_TEXT}</style>${TEMPLATE}`;
+    }
     document.body.append(host);
 
     const $ = (selector) => root.querySelector(selector);
