@@ -30,14 +30,21 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, _with_headers(send, [(b"x-request-id", request_id.encode())]))
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    """`send`, adding `extra` response headers that the app did not set itself."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            message["headers"] = headers + [(n, v) for n, v in extra if n not in present]
+        await send(message)
+
+    return sending
 
 
 # Every response: no MIME sniffing, no framing, no referrer leak, no powerful features.
@@ -72,14 +79,7 @@ class SecurityHeadersMiddleware:
         if scope.get("scheme") == "https":
             extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                message["headers"] = headers + [(n, v) for n, v in extra if n not in present]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, _with_headers(send, extra))
 
 
 class BodyLimitMiddleware:
