@@ -14,6 +14,7 @@ from agent.chain import GeneratorChain, StreamInterrupted, StreamStart
 from agent.conversations import Turn
 from agent.errors import AllTiersFailed
 from agent.prompting import Prompt
+from agent.scrub import SecretScrubber
 from agent.smalltalk import SmallTalkReplies, recognise
 from rag.errors import RetrievalError
 from rag.retriever import Passage, Retriever
@@ -75,12 +76,14 @@ class Agent:
         replies: Replies,
         relevance_floor: float = 0.0,
         max_answer_chars: int = 4000,
+        scrubber: SecretScrubber | None = None,
     ) -> None:
         self.retriever = retriever
         self.chain = chain
         self.replies = replies
         self.relevance_floor = relevance_floor
         self.max_answer_chars = max_answer_chars
+        self.scrubber = scrubber or SecretScrubber()
 
     def cache_context(self) -> str:
         """Everything besides the question that changes an answer: the knowledge and the models."""
@@ -103,7 +106,7 @@ class Agent:
             log.error("answer_failed", reason=str(exc))
             return self._apology(started, passages)
         return Answer(
-            text=_cut(generation.text, self.max_answer_chars),
+            text=_cut(self.scrubber.clean(generation.text), self.max_answer_chars),
             status="success",
             provider=generation.provider,
             model=generation.model,
@@ -133,21 +136,27 @@ class Agent:
         pieces: list[str] = []
         start: StreamStart | None = None
         room = self.max_answer_chars
+        scrub = self.scrubber.stream()
         stream = self.chain.stream(Prompt(question, passages, history=history))
         try:
             async for event in stream:
                 if isinstance(event, StreamStart):
                     start = event
                     continue
-                if len(event) >= room:  # the cap: end the answer here, and stop the model
-                    event = _cut(event, room)
-                    pieces.append(event)
-                    yield Text(event)
+                piece = scrub.feed(event)
+                if len(piece) >= room:  # the cap: end the answer here, and stop the model
+                    pieces.append(_cut(piece, room))
+                    yield Text(pieces[-1])
                     log.info("answer_capped", max_chars=self.max_answer_chars)
                     break
-                room -= len(event)
-                pieces.append(event)
-                yield Text(event)
+                room -= len(piece)
+                if piece:
+                    pieces.append(piece)
+                    yield Text(piece)
+            else:
+                if tail := _cut(scrub.flush(), room):
+                    pieces.append(tail)
+                    yield Text(tail)
         except AllTiersFailed as exc:
             log.error("answer_failed", reason=str(exc))
             yield Done(self._apology(started, passages))

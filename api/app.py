@@ -33,7 +33,7 @@ def create_app(
     settings: Settings | None = None, *, cache_timer: Callable[[], float] = time.monotonic
 ) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, secrets=settings.secrets())
     cache: AnswerCache[Answer] = AnswerCache(
         settings.api.cache_ttl, settings.api.cache_max_entries, cache_timer
     )

@@ -130,7 +130,12 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         answer = slot.hit or await services.agent.answer(body.message, history)
         slot.store(answer)
         await _remember(services, body.session_id, body.message, answer)
-        return _answered(answer, cached=slot.hit is not None, elapsed=time.perf_counter() - started)
+        return _answered(
+            answer,
+            cached=slot.hit is not None,
+            elapsed=time.perf_counter() - started,
+            logged=_logged(services, body),
+        )
 
     @router.post(
         "/chat/stream",
@@ -152,7 +157,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         slot = services.cache_slot(body.message, history=history, lookup=body.use_cache)
         if slot.hit is not None:
             await _remember(services, body.session_id, body.message, slot.hit)
-            events = _replay(slot.hit, started)
+            events = _replay(slot.hit, started, _logged(services, body))
         else:
             events = _stream_answer(
                 services.agent.stream(body.message, history), services, body, slot, started
@@ -251,24 +256,25 @@ async def _remember(services: Services, session_id: str | None, question: str, a
         await services.conversations.append(session_id, turn)
 
 
-def _done(answer: Answer, *, cached: bool, elapsed: float) -> str:
-    response = _answered(answer, cached=cached, elapsed=elapsed)
+def _done(answer: Answer, *, cached: bool, elapsed: float, logged: str | None) -> str:
+    response = _answered(answer, cached=cached, elapsed=elapsed, logged=logged)
     return sse.event(
         "done", {"status": response.status, "cached": cached, "model_info": response.model_info.model_dump()}
     )
 
 
-async def _replay(answer: Answer, started: float) -> AsyncIterator[str]:
+async def _replay(answer: Answer, started: float, logged: str | None) -> AsyncIterator[str]:
     """A cached answer, in the same events as a generated one: a few pieces at once."""
     yield sse.event("sources", sources_of(answer.sources))
     for line in answer.text.splitlines(keepends=True):
         yield sse.event("token", {"text": line})
-    yield _done(answer, cached=True, elapsed=time.perf_counter() - started)
+    yield _done(answer, cached=True, elapsed=time.perf_counter() - started, logged=logged)
 
 
 async def _stream_answer(
     events: AsyncIterator[AnswerEvent], services: Services, body: ChatRequest, slot: CacheSlot, started: float
 ) -> AsyncIterator[str]:
+    logged = _logged(services, body)
     async for item in events:
         if isinstance(item, Sources):
             yield sse.event("sources", sources_of(item.passages))
@@ -277,16 +283,24 @@ async def _stream_answer(
         elif item.answer.status == "success":
             slot.store(item.answer)
             await _remember(services, body.session_id, body.message, item.answer)
-            yield _done(item.answer, cached=False, elapsed=time.perf_counter() - started)
+            yield _done(item.answer, cached=False, elapsed=time.perf_counter() - started, logged=logged)
         else:
-            _answered(item.answer, cached=False, elapsed=time.perf_counter() - started)  # logs it
+            _answered(
+                item.answer, cached=False, elapsed=time.perf_counter() - started, logged=logged
+            )  # logs it
             yield sse.event("error", {"message": item.answer.text})
 
 
-def _answered(answer: Answer, *, cached: bool, elapsed: float) -> ChatResponse:
-    # The visitor's message is not logged: it may hold personal data.
+def _logged(services: Services, body: ChatRequest) -> str | None:
+    """The visitor's message, for the log, only where LOG_MESSAGES allows it (it may hold personal data;
+    e-mail addresses and phone numbers are masked in every log line anyway)."""
+    return body.message if services.settings.logging.log_messages else None
+
+
+def _answered(answer: Answer, *, cached: bool, elapsed: float, logged: str | None = None) -> ChatResponse:
     log.info(
         "chat_answered",
+        **({"message": logged} if logged is not None else {}),
         provider=answer.provider,
         status=answer.status,
         cached=cached,

@@ -11,6 +11,7 @@ from agent.agent import Agent, Answer, Replies
 from agent.conversations import ConversationStore, MemoryConversations, Turn
 from agent.factory import build_chain
 from agent.generators.local import LocalGenerator
+from agent.scrub import SecretScrubber
 from agent.settings import AgentSettings
 from agent.smalltalk import SmallTalkReplies
 from api.cache import AnswerCache, cache_key
@@ -89,6 +90,7 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
         _replies(settings.agent),
         relevance_floor=settings.agent.relevance_floor,
         max_answer_chars=settings.agent.max_answer_chars,
+        scrubber=SecretScrubber(settings.secrets()),
     )
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:

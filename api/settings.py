@@ -74,3 +74,8 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     rag: RagSettings = field(default_factory=RagSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line."""
+        keys = (self.agent.google_api_key, self.agent.openai_api_key, self.api.admin_token)
+        return tuple(key.get_secret_value() for key in keys if key is not None)

@@ -137,13 +137,14 @@ def make_client(store_dir: Path) -> Iterator[AppFactory]:
         api: dict[str, Any] | None = None,
         agent: dict[str, Any] | None = None,
         rag: dict[str, Any] | None = None,
+        logs: dict[str, Any] | None = None,
         clock: Clock | None = None,
     ) -> TestClient:
         settings = Settings(
             api=ApiSettings(**{**NO_ENV_FILE, "embedder_warmup": False, **(api or {})}),
             agent=agent_settings(**(agent or {})),
             rag=rag_settings(**{"chroma_path": store_dir, **(rag or {})}),
-            logging=LoggingSettings(**NO_ENV_FILE),
+            logging=LoggingSettings(**{**NO_ENV_FILE, **(logs or {})}),
         )
         app = create_app(settings, cache_timer=clock) if clock else create_app(settings)
         client = TestClient(app, client=LOCAL_CLIENT)  # the operator, on the same machine

@@ -1,0 +1,41 @@
+"""Secrets (API keys, the admin token) never leave in an answer, even one a model was tricked into writing."""
+
+from __future__ import annotations
+
+REDACTED = "[redacted]"
+
+
+class SecretScrubber:
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+        # A streamed secret may arrive split over pieces: this many characters wait for the next piece.
+        self._hold = max((len(s) for s in self._secrets), default=1) - 1
+
+    def clean(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def stream(self) -> StreamScrubber:
+        return StreamScrubber(self)
+
+
+class StreamScrubber:
+    """Cleans a text that arrives in pieces; what it holds back is given out by `flush`."""
+
+    def __init__(self, scrubber: SecretScrubber) -> None:
+        self._scrubber = scrubber
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._scrubber.clean(self._pending + piece)
+        hold = self._scrubber._hold
+        if hold <= 0:
+            self._pending = ""
+            return text
+        self._pending = text[-hold:]
+        return text[:-hold]
+
+    def flush(self) -> str:
+        text, self._pending = self._scrubber.clean(self._pending), ""
+        return text
