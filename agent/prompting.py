@@ -33,9 +33,9 @@ class Prompt:
             return "<documents>\n(no relevant documents were found)\n</documents>"
         parts = ["<documents>"]
         for number, passage in enumerate(self.passages, start=1):
-            section = f' section="{passage.headings}"' if passage.headings else ""
+            section = f' section="{_attribute(passage.headings)}"' if passage.headings else ""
             parts.append(
-                f'<document index="{number}" title="{passage.title}"{section}>\n'
+                f'<document index="{number}" title="{_attribute(passage.title)}"{section}>\n'
                 f"{_neutralize(passage.text)}\n</document>"
             )
         parts.append("</documents>")
@@ -65,6 +65,11 @@ class Prompt:
     def plain_text(self) -> str:
         """One string for base models without a chat template."""
         return f"{self.system}\n\n{self.user_message()}\n\nAnswer:"
+
+
+def _attribute(text: str) -> str:
+    """A title or heading inside a tag's quotes: it cannot end the attribute or the tag."""
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _neutralize(text: str) -> str:
