@@ -5,12 +5,14 @@ Behind a small interface so that a shared store (Redis) can replace the in-proce
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +88,41 @@ class MemoryConversations:
         self._purged_at = now
         for session_id in [s for s, (expires, _) in self._sessions.items() if expires <= now]:
             del self._sessions[session_id]
+
+
+class RedisConversations:
+    """Shared by every replica: a Redis list per session, trimmed to the last `max_turns` turns and
+    expiring `ttl` seconds after its last turn (Redis deletes it then)."""
+
+    def __init__(self, redis: Any, prefix: str, max_turns: int, ttl: float) -> None:
+        self.max_turns = max_turns
+        self.ttl = ttl
+        self._redis = redis
+        self._prefix = f"{prefix}:conversation:"
+
+    async def turns(self, session_id: str) -> list[Turn]:
+        raw = await self._redis.lrange(self._prefix + session_id, 0, -1)
+        return [_turn(item) for item in raw]
+
+    async def append(self, session_id: str, turn: Turn) -> None:
+        if self.max_turns == 0:
+            return
+        key = self._prefix + session_id
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(asdict(turn), separators=(",", ":")))
+            pipe.ltrim(key, -self.max_turns, -1)
+            pipe.expire(key, max(1, math.ceil(self.ttl)))
+            await pipe.execute()
+
+    async def delete(self, session_id: str) -> int:
+        key = self._prefix + session_id
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.llen(key)
+            pipe.delete(key)
+            held, _ = await pipe.execute()
+        return int(held)
+
+
+def _turn(raw: bytes) -> Turn:
+    data = json.loads(raw)
+    return Turn(question=data["question"], answer=data["answer"], sources=tuple(data.get("sources", ())))

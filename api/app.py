@@ -6,15 +6,16 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from agent.agent import Answer
+from agent.conversations import ConversationStore, MemoryConversations, RedisConversations
 from api import __version__
 from api.admin import build_admin_router
-from api.cache import AnswerCache
+from api.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from api.errors import install_error_handlers
 from api.limiter import build_limiter
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
@@ -34,14 +35,13 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.logging, secrets=settings.secrets())
-    cache: AnswerCache[Answer] = AnswerCache(
-        settings.api.cache_ttl, settings.api.cache_max_entries, cache_timer
-    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        services = await asyncio.to_thread(build_services, settings, cache)
+        shared = _redis(settings.api.redis_url)  # built here: its connections belong to this event loop
+        cache, conversations = _shared_state(settings, shared, cache_timer)
+        services = await asyncio.to_thread(build_services, settings, cache, conversations)
         app.state.services = services
         active = services.agent.chain.active()
         log.info(
@@ -54,6 +54,8 @@ def create_app(
             yield
         finally:
             await services.aclose()
+            if shared is not None:
+                await shared.aclose()
             log.info("service_stopped")
 
     app = FastAPI(
@@ -62,7 +64,7 @@ def create_app(
         description="Answers website visitors from the company's own knowledge base, with sources.",
         lifespan=lifespan,
     )
-    limiter = build_limiter()
+    limiter = build_limiter(settings.api.redis_url, settings.api.redis_prefix)
     app.state.limiter = limiter
     app.state.allowed_origins = parse_origins(settings.api.allowed_origins)
     # Added innermost first: CORS wraps the 413, so a page can read it; every response gets the headers.
@@ -79,3 +81,27 @@ def create_app(
     app.include_router(build_openai_router(limiter, settings.api))
     app.include_router(build_widget_router())
     return app
+
+
+def _redis(url: str | None) -> Any:
+    if not url:
+        return None
+    import redis.asyncio
+
+    return redis.asyncio.from_url(url)
+
+
+def _shared_state(
+    settings: Settings, redis: Any, timer: Callable[[], float]
+) -> tuple[AnswerCache, ConversationStore]:
+    """In Redis when REDIS_URL is set (every replica sees the same), in this process otherwise."""
+    api, agent = settings.api, settings.agent
+    if redis is None:
+        return (
+            MemoryAnswerCache(api.cache_ttl, api.cache_max_entries, timer),
+            MemoryConversations(agent.history_turns, agent.history_ttl),
+        )
+    return (
+        RedisAnswerCache(redis, api.redis_prefix, api.cache_ttl),
+        RedisConversations(redis, api.redis_prefix, agent.history_turns, agent.history_ttl),
+    )

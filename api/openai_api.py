@@ -102,12 +102,12 @@ def build_openai_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         check_length(question, settings.max_message_chars, "messages")
         history = body.history(services.settings.agent.history_turns)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        slot = services.cache_slot(question, history=history)
+        slot = await services.cache_slot(question, history=history)
         if body.stream:
             events = _stream(services, question, history, completion_id, slot)
             return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
         answer = slot.hit or await services.agent.answer(question, history)
-        slot.store(answer)
+        await slot.store(answer)
         return _completion(answer, completion_id)
 
     return router
@@ -164,6 +164,6 @@ async def _stream(
                 if answer.status != "success":  # an apology, as the assistant's words
                     yield _chunk(completion_id, {"content": answer.text})
                 else:
-                    slot.store(answer)
+                    await slot.store(answer)
                 yield _chunk(completion_id, {}, "stop", sources=sources_of(sources), status=answer.status)
     yield "data: [DONE]\n\n"

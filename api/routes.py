@@ -110,7 +110,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             vectors=vectors,
             knowledge_version=services.agent.retriever.knowledge_version,
             embedder=services.embedder.state,
-            cache_size=len(services.cache),
+            cache_size=services.cache.size_hint(),
         )
 
     @router.post(
@@ -126,9 +126,9 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         check_length(body.message, settings.max_message_chars, "message")
         started = time.perf_counter()
         history = await _history(services, body.session_id)
-        slot = services.cache_slot(body.message, history=history, lookup=body.use_cache)
+        slot = await services.cache_slot(body.message, history=history, lookup=body.use_cache)
         answer = slot.hit or await services.agent.answer(body.message, history)
-        slot.store(answer)
+        await slot.store(answer)
         await _remember(services, body.session_id, body.message, answer)
         return _answered(
             answer,
@@ -154,7 +154,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         check_length(body.message, settings.max_message_chars, "message")
         started = time.perf_counter()
         history = await _history(services, body.session_id)
-        slot = services.cache_slot(body.message, history=history, lookup=body.use_cache)
+        slot = await services.cache_slot(body.message, history=history, lookup=body.use_cache)
         if slot.hit is not None:
             await _remember(services, body.session_id, body.message, slot.hit)
             events = _replay(slot.hit, started, _logged(services, body))
@@ -218,7 +218,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     @limiter.limit(settings.rate_limit_cache_stats)
     async def cache_stats(request: Request, response: Response, services: ServicesDep) -> CacheStats:
         cache = services.cache
-        counts = cache.counts()
+        counts = await cache.counts()
         lookups = counts.hits + counts.misses
         return CacheStats(
             total_entries=counts.total,
@@ -239,7 +239,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     )
     @limiter.limit(settings.rate_limit_cache_clear)
     async def clear_cache(request: Request, response: Response, services: ServicesDep) -> CacheCleared:
-        removed = services.cache.clear()
+        removed = await services.cache.clear()
         return CacheCleared(message=f"Cache cleared. Removed {removed} entries", removed=removed)
 
     return router
@@ -281,7 +281,7 @@ async def _stream_answer(
         elif isinstance(item, Text):
             yield sse.event("token", {"text": item.text})
         elif item.answer.status == "success":
-            slot.store(item.answer)
+            await slot.store(item.answer)
             await _remember(services, body.session_id, body.message, item.answer)
             yield _done(item.answer, cached=False, elapsed=time.perf_counter() - started, logged=logged)
         else:

@@ -114,7 +114,7 @@ class HealthResponse(BaseModel):
     vectors: int
     knowledge_version: str
     embedder: Literal["ready", "loading", "not loaded"]
-    cache_size: int
+    cache_size: int | None = Field(description="Cached answers; null with a shared cache (see /cache/stats).")
 
 
 class TierStatsOut(BaseModel):
@@ -147,7 +147,7 @@ class CacheStats(BaseModel):
     valid_entries: int
     expired_entries: int
     cache_ttl_seconds: int
-    max_entries: int
+    max_entries: int | None = Field(description="null with Redis: bounded by the TTL and its memory policy.")
     hits: int
     misses: int
     hit_rate: float

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import structlog
 
 from agent.agent import Agent, Answer, Replies
-from agent.conversations import ConversationStore, MemoryConversations, Turn
+from agent.conversations import ConversationStore, Turn
 from agent.factory import build_chain
 from agent.generators.local import LocalGenerator
 from agent.scrub import SecretScrubber
@@ -30,13 +30,13 @@ log = structlog.get_logger(__name__)
 class CacheSlot:
     """One question's place in the shared answer cache."""
 
-    cache: AnswerCache[Answer]
+    cache: AnswerCache
     key: str | None  # None: the answer depends on a conversation, which the key does not hold
     hit: Answer | None
 
-    def store(self, answer: Answer) -> None:
+    async def store(self, answer: Answer) -> None:
         if self.hit is None and self.key is not None and answer.cacheable:
-            self.cache.set(self.key, answer)
+            await self.cache.set(self.key, answer)
 
 
 @dataclass
@@ -45,23 +45,24 @@ class Services:
     store: KnowledgeStore
     embedder: Embedder
     agent: Agent
-    cache: AnswerCache[Answer]
+    cache: AnswerCache
     conversations: ConversationStore
     reindexer: Reindexer
 
-    def cache_slot(self, question: str, *, history: tuple[Turn, ...], lookup: bool = True) -> CacheSlot:
+    async def cache_slot(self, question: str, *, history: tuple[Turn, ...], lookup: bool = True) -> CacheSlot:
         """The lookup comes before any model or store work: the key needs neither. An answer that depends
         on a conversation is neither served from nor written to the shared cache."""
         if history:
             return CacheSlot(self.cache, None, None)
         key = cache_key(question, self.agent.cache_context())
-        return CacheSlot(self.cache, key, self.cache.get(key) if lookup and self.cache.enabled else None)
+        hit = await self.cache.get(key) if lookup and self.cache.enabled else None
+        return CacheSlot(self.cache, key, hit)
 
     async def aclose(self) -> None:
         await self.agent.aclose()
 
 
-def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
+def build_services(settings: Settings, cache: AnswerCache, conversations: ConversationStore) -> Services:
     """Blocking (opens the store, may embed): run it in a worker thread."""
     rag = settings.rag
     store = KnowledgeStore.persistent(rag.chroma_path, rag.collection_prefix)
@@ -100,7 +101,6 @@ def build_services(settings: Settings, cache: AnswerCache[Answer]) -> Services:
     if settings.api.embedder_warmup and not embedder.loaded:
         # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
-    conversations = MemoryConversations(settings.agent.history_turns, settings.agent.history_ttl)
     return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex))
 
 

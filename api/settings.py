@@ -47,6 +47,15 @@ class ApiSettings(BaseSettings):
     rate_limit_history: str = Field(default="60/minute")
     rate_limit_cache_clear: str = Field(default="5/minute")
     rate_limit_admin: str = Field(default="60/minute", description="Knowledge admin calls, per IP.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the answer cache, rate-limit counters and conversations, shared by replicas.",
+    )
+    redis_prefix: str = Field(
+        default="kbchat",
+        pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+        description="Prefix of this service's Redis keys.",
+    )
     ingest_on_start: bool = Field(default=True, description="Embed the knowledge folder at start if needed.")
     embedder_warmup: bool = Field(default=True, description="Load the embedding model in the background.")
 

@@ -29,6 +29,7 @@ from rag.settings import RagSettings
 from rag.store import KnowledgeStore
 from tests.fakes.gemini_server import FakeGemini, FakeOpenAI
 from tests.fakes.tiny_model import build_tiny_gpt2
+from tests.servers.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
@@ -73,6 +74,20 @@ def store_dir(tmp_path: Path, knowledge_store_dir: Path) -> Path:
     target = tmp_path / "chroma"
     shutil.copytree(knowledge_store_dir, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A real, empty Redis for this test."""
+    redis_server.flush()
+    return redis_server.url
 
 
 @pytest.fixture(scope="session")

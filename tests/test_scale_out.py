@@ -1,0 +1,118 @@
+"""Replicas share state through a real Redis: answer cache, rate limits and conversations."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import httpx
+import redis.asyncio
+
+from agent.agent import Answer
+from agent.conversations import RedisConversations, Turn
+from api.cache import RedisAnswerCache
+from bench.server import ServerProcess
+from rag.retriever import Passage
+from tests.conftest import KNOWLEDGE
+from tests.servers.redis_server import RedisServer
+
+QUESTION = {"message": "What services do you offer?"}
+
+
+def test_redis_cache_round_trip_stats_and_clear(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = redis.asyncio.from_url(redis_url)
+        cache = RedisAnswerCache(client, "t", ttl=60)
+        passage = Passage("c1", "services.md", "Services", "Web", "We build websites.", 0.61)
+        answer = Answer("We build websites.", "success", "gemini", "m", 0.2, (passage,), degraded=False)
+        assert await cache.get("k1") is None
+        await cache.set("k1", answer)
+        await cache.set("k2", answer)
+        assert await cache.get("k1") == answer  # sources and all, as they were
+        counts = await cache.counts()
+        assert (counts.valid, counts.hits, counts.misses) == (2, 1, 1)
+        assert 55 <= await client.ttl("t:answer:k1") <= 60  # Redis expires entries by itself
+        assert await cache.clear() == 2 and await cache.get("k1") is None
+        other = RedisAnswerCache(client, "other", ttl=60)  # another deployment on the same Redis
+        await other.set("k1", answer)
+        assert await cache.clear() == 0 and await other.get("k1") == answer
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_redis_conversations_keep_the_last_turns_and_expire(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = redis.asyncio.from_url(redis_url)
+        store = RedisConversations(client, "t", max_turns=2, ttl=30)
+        for n in range(3):
+            await store.append("s1", Turn(f"q{n}", f"a{n}", ({"id": f"c{n}"},)))
+        assert await store.turns("s1") == [
+            Turn("q1", "a1", ({"id": "c1"},)),
+            Turn("q2", "a2", ({"id": "c2"},)),
+        ]
+        assert 25 <= await client.ttl("t:conversation:s1") <= 30
+        assert await store.delete("s1") == 2 and await store.turns("s1") == []
+        assert await store.turns("never-seen") == []
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_two_replicas_share_limits_cache_and_conversations(
+    tmp_path: Path, knowledge_store_dir: Path, redis_server: RedisServer
+) -> None:
+    redis_server.flush()
+    replicas = []
+    for name in ("a", "b"):
+        store = tmp_path / f"store-{name}"  # each its own embedded store (a Chroma server is shared instead)
+        shutil.copytree(knowledge_store_dir, store)
+        env = {
+            "CHROMA_PATH": str(store),
+            "KNOWLEDGE_DIR": str(KNOWLEDGE),
+            "REDIS_URL": redis_server.url,
+            "EMBEDDER_WARMUP": "false",
+        }
+        replicas.append(ServerProcess(env, tmp_path / f"{name}.log"))
+    a, b = replicas
+    try:
+        for replica in replicas:
+            replica.wait_healthy()
+
+        # One budget for both replicas: 20 of 25 alternating requests get through.
+        statuses = [
+            httpx.post(f"{(a, b)[n % 2].url}/chat", json=QUESTION, timeout=60).status_code for n in range(25)
+        ]
+        assert statuses.count(200) == 20 and statuses.count(429) == 5
+        assert statuses[:20] == [200] * 20
+
+        redis_server.flush()  # a new minute, in effect: counters and cache start empty
+        first = httpx.post(f"{a.url}/chat", json=QUESTION, timeout=60).json()
+        again = httpx.post(f"{b.url}/chat", json=QUESTION, timeout=60).json()
+        assert first["cached"] is False and again["cached"] is True
+        assert again["response"] == first["response"] and again["sources"] == first["sources"]
+        stats = httpx.get(f"{b.url}/cache/stats")
+        assert stats.json()["valid_entries"] == 1, stats.text
+        assert httpx.delete(f"{a.url}/cache").json()["removed"] == 1
+        assert httpx.get(f"{b.url}/cache/stats").json()["valid_entries"] == 0
+        assert httpx.post(f"{b.url}/chat", json=QUESTION, timeout=60).json()["cached"] is False
+
+        # A conversation started on one replica continues on the other.
+        session = {"session_id": "visitor-42"}
+        httpx.post(
+            f"{a.url}/chat", json={"message": "How much is the Growth package?", **session}, timeout=60
+        )
+        follow_up = httpx.post(
+            f"{b.url}/chat", json={"message": "What does it include?", **session}, timeout=60
+        )
+        assert follow_up.json()["status"] == "success"
+        for replica in replicas:
+            messages = httpx.get(f"{replica.url}/history/visitor-42").json()["messages"]
+            assert [m["content"] for m in messages if m["role"] == "user"] == [
+                "How much is the Growth package?",
+                "What does it include?",
+            ]
+    finally:
+        for replica in replicas:
+            replica.stop()
