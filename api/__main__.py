@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
 from api.app import create_app
 from api.settings import Settings
+from rag.store_lock import StoreInUse, own_embedded_store
 
 
 def main() -> None:
     settings = Settings()
+    try:
+        own_embedded_store(settings.rag.chroma_path)  # before anything is loaded: a clear refusal
+    except StoreInUse as exc:
+        sys.stderr.write(f"Not starting: {exc}\n")
+        raise SystemExit(1) from None
     app = create_app(settings)
     uvicorn.run(
         app,

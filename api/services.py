@@ -22,6 +22,7 @@ from rag.ingestion import IngestReport, ProgressFactory, ensure_ingested
 from rag.reindex import Reindexer, logged_progress
 from rag.retriever import Retriever
 from rag.store import KnowledgeStore
+from rag.store_lock import own_embedded_store
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,7 @@ class Services:
 def build_services(settings: Settings, cache: AnswerCache, conversations: ConversationStore) -> Services:
     """Blocking (opens the store, may embed): run it in a worker thread."""
     rag = settings.rag
+    own_embedded_store(rag.chroma_path)  # a second worker on the same folder stops here, clearly
     store = KnowledgeStore.persistent(rag.chroma_path, rag.collection_prefix)
     embedder = Embedder(rag.embedding_model, rag.embedding_batch_size)
     if settings.api.ingest_on_start:

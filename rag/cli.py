@@ -16,6 +16,7 @@ from rag.logs import LoggingSettings, configure_logging
 from rag.retriever import RetrieverMode
 from rag.settings import RagSettings
 from rag.store import KnowledgeStore
+from rag.store_lock import StoreInUse, own_embedded_store
 
 
 def _progress_bar(total: int) -> Callable[[int], None]:
@@ -32,6 +33,7 @@ def _progress_bar(total: int) -> Callable[[int], None]:
 
 
 def _ingest(settings: RagSettings, force: bool) -> int:
+    own_embedded_store(settings.chroma_path)
     store = KnowledgeStore.persistent(settings.chroma_path, settings.collection_prefix)
     embedder = Embedder(settings.embedding_model, settings.embedding_batch_size)
     report = ensure_ingested(store, embedder, settings, progress=_progress_bar, force=force)
@@ -94,6 +96,7 @@ def _eval(
         # A given store folder is reused: an unchanged corpus is then not embedded again.
         store_path = store_dir or Path(tmp) / "store"
         eval_settings = settings.model_copy(update={"knowledge_dir": knowledge, "chroma_path": store_path})
+        own_embedded_store(store_path)
         store = KnowledgeStore.persistent(store_path, settings.collection_prefix)
         embedder = Embedder(settings.embedding_model, settings.embedding_batch_size)
         ensure_ingested(store, embedder, eval_settings, progress=_progress_bar)
@@ -151,8 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = RagSettings()
     configure_logging(LoggingSettings())
-    if args.command == "ingest":
-        return _ingest(settings, args.force)
-    if args.command == "eval":
-        return _eval(settings, args.dataset, args.retriever or [settings.retriever], args.limit, args.store)
+    try:
+        if args.command == "ingest":
+            return _ingest(settings, args.force)
+        if args.command == "eval":
+            return _eval(
+                settings, args.dataset, args.retriever or [settings.retriever], args.limit, args.store
+            )
+    except StoreInUse as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
     return _status(settings, args.json)

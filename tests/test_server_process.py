@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 
 from bench.server import ServerProcess
-from tests.conftest import KNOWLEDGE
+from tests.conftest import KNOWLEDGE, ROOT
 from tests.fakes.gemini_server import FakeGemini, Reply
 
 
@@ -50,7 +54,6 @@ def test_first_start_embeds_and_a_restart_embeds_nothing(tmp_path: Path) -> None
 
 
 def test_served_answers_cache_limits_and_gemini(tmp_path: Path, knowledge_store_dir: Path) -> None:
-    import shutil
 
     store = tmp_path / "db"
     shutil.copytree(knowledge_store_dir, store)
@@ -97,7 +100,6 @@ def test_served_answers_cache_limits_and_gemini(tmp_path: Path, knowledge_store_
 def test_behind_a_trusted_proxy_limits_and_admin_follow_the_visitor(
     tmp_path: Path, knowledge_store_dir: Path
 ) -> None:
-    import shutil
 
     store = tmp_path / "db"
     shutil.copytree(knowledge_store_dir, store)
@@ -125,3 +127,32 @@ def test_behind_a_trusted_proxy_limits_and_admin_follow_the_visitor(
         assert httpx.get(f"{server.url}/cache/stats").status_code == 200  # the operator, on the machine
     finally:
         server.stop()
+
+
+def test_a_second_process_on_the_same_embedded_store_is_refused(
+    tmp_path: Path, knowledge_store_dir: Path
+) -> None:
+    store = tmp_path / "db"
+    shutil.copytree(knowledge_store_dir, store)
+    env = {"CHROMA_PATH": str(store), "KNOWLEDGE_DIR": str(KNOWLEDGE), "EMBEDDER_WARMUP": "false"}
+    first = ServerProcess(env, tmp_path / "first.log")
+    try:
+        first.wait_healthy()
+        second = ServerProcess(env, tmp_path / "second.log")
+        assert second.process.wait(timeout=60) == 1
+        assert f"in use by process {first.process.pid}" in second.log()
+        assert "CHROMA_HOST" in second.log()
+        second.stop()
+
+        ingest = subprocess.run(
+            [sys.executable, "-m", "rag", "ingest"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ingest.returncode == 2 and "in use by process" in ingest.stderr
+        assert httpx.get(f"{first.url}/health").status_code == 200  # the first one never noticed
+    finally:
+        first.stop()
