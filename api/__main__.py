@@ -14,7 +14,8 @@ from rag.store_lock import StoreInUse, own_embedded_store
 def main() -> None:
     settings = Settings()
     try:
-        own_embedded_store(settings.rag.chroma_path)  # before anything is loaded: a clear refusal
+        if not settings.rag.chroma_host:
+            own_embedded_store(settings.rag.chroma_path)  # before anything is loaded: a clear refusal
     except StoreInUse as exc:
         sys.stderr.write(f"Not starting: {exc}\n")
         raise SystemExit(1) from None

@@ -15,13 +15,14 @@ from agent.scrub import SecretScrubber
 from agent.settings import AgentSettings
 from agent.smalltalk import SmallTalkReplies
 from api.cache import AnswerCache, cache_key
+from api.ingest_lock import ingest_guard
 from api.settings import Settings
 from rag.embedder import Embedder
 from rag.errors import EmbeddingError
 from rag.ingestion import IngestReport, ProgressFactory, ensure_ingested
 from rag.reindex import Reindexer, logged_progress
 from rag.retriever import Retriever
-from rag.store import KnowledgeStore
+from rag.store import KnowledgeStore, open_store
 from rag.store_lock import own_embedded_store
 
 log = structlog.get_logger(__name__)
@@ -61,16 +62,20 @@ class Services:
 
     async def aclose(self) -> None:
         await self.agent.aclose()
+        self.store.close()
 
 
 def build_services(settings: Settings, cache: AnswerCache, conversations: ConversationStore) -> Services:
     """Blocking (opens the store, may embed): run it in a worker thread."""
     rag = settings.rag
-    own_embedded_store(rag.chroma_path)  # a second worker on the same folder stops here, clearly
-    store = KnowledgeStore.persistent(rag.chroma_path, rag.collection_prefix)
+    if not rag.chroma_host:
+        own_embedded_store(rag.chroma_path)  # a second worker on the same folder stops here, clearly
+    store = open_store(rag)
     embedder = Embedder(rag.embedding_model, rag.embedding_batch_size)
+    guard = ingest_guard(settings)
     if settings.api.ingest_on_start:
-        ensure_ingested(store, embedder, rag, progress=logged_progress())
+        with guard():
+            ensure_ingested(store, embedder, rag, progress=logged_progress())
     retriever = Retriever(
         store,
         embedder,
@@ -83,7 +88,8 @@ def build_services(settings: Settings, cache: AnswerCache, conversations: Conver
     retriever.prepare()
 
     def reindex(progress: ProgressFactory) -> IngestReport:
-        report = ensure_ingested(store, embedder, rag, progress=progress)
+        with guard():
+            report = ensure_ingested(store, embedder, rag, progress=progress)
         retriever.prepare()  # the new build's keyword index, before a visitor's question needs it
         return report
 

@@ -15,7 +15,7 @@ from rag.ingestion import compare, desired_manifest, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
 from rag.retriever import RetrieverMode
 from rag.settings import RagSettings
-from rag.store import KnowledgeStore
+from rag.store import KnowledgeStore, open_store
 from rag.store_lock import StoreInUse, own_embedded_store
 
 
@@ -33,8 +33,9 @@ def _progress_bar(total: int) -> Callable[[int], None]:
 
 
 def _ingest(settings: RagSettings, force: bool) -> int:
-    own_embedded_store(settings.chroma_path)
-    store = KnowledgeStore.persistent(settings.chroma_path, settings.collection_prefix)
+    if not settings.chroma_host:
+        own_embedded_store(settings.chroma_path)
+    store = open_store(settings)
     embedder = Embedder(settings.embedding_model, settings.embedding_batch_size)
     report = ensure_ingested(store, embedder, settings, progress=_progress_bar, force=force)
     sys.stdout.write(
@@ -47,13 +48,15 @@ def _ingest(settings: RagSettings, force: bool) -> int:
 
 
 def _status(settings: RagSettings, as_json: bool) -> int:
-    store = KnowledgeStore.persistent(settings.chroma_path, settings.collection_prefix)
+    store = open_store(settings)
     active = store.active_build
     wanted = desired_manifest(settings)
     current = active.manifest if active else None
     changes = compare(current, wanted)
     state = {
-        "store": str(settings.chroma_path),
+        "store": f"{settings.chroma_host}:{settings.chroma_port}"
+        if settings.chroma_host
+        else str(settings.chroma_path),
         "collection": active.name if active else None,
         "version": current.version if current else None,
         "chunks": store.count(),

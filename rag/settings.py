@@ -16,6 +16,11 @@ class RagSettings(BaseSettings):
 
     knowledge_dir: Path = Field(default=Path("knowledge"), description="Folder of documents to answer from.")
     chroma_path: Path = Field(default=Path("chroma_db"), description="Folder of the persistent Chroma store.")
+    chroma_host: str | None = Field(
+        default=None,
+        description="A Chroma server (`chroma run`) shared by replicas; unset: the embedded store.",
+    )
+    chroma_port: int = Field(default=8000, ge=1, le=65535, description="The Chroma server's port.")
     collection_prefix: str = Field(
         default="knowledge",
         min_length=3,

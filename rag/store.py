@@ -20,11 +20,13 @@ import structlog
 
 from rag.errors import StoreError
 from rag.manifest import Manifest
+from rag.settings import RagSettings
 
 log = structlog.get_logger(__name__)
 
 STATUS_BUILDING = "building"
 STATUS_COMPLETE = "complete"
+REFRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +47,18 @@ class CompleteBuild:
 class KnowledgeStore:
     """Owns the collections named `<prefix>-*` in one Chroma client (embedded or server)."""
 
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(self, client: Any, prefix: str, shared: bool = False) -> None:
         self._client = client
         self._prefix = prefix
         self._lock = threading.Lock()
         self._active: Any = None
         self._active_build: CompleteBuild | None = None
         self._count = 0  # of the active build, which never changes once complete
+        # On a server other replicas switch builds too: look for a newer one every few seconds.
+        self._shared = shared
+        self._refreshed = 0.0
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @classmethod
     def persistent(cls, path: Path, prefix: str) -> KnowledgeStore:
@@ -64,7 +71,41 @@ class KnowledgeStore:
         store.refresh()
         return store
 
+    @classmethod
+    def server(cls, host: str, port: int, prefix: str) -> KnowledgeStore:
+        import chromadb
+        from chromadb.config import Settings
+
+        try:
+            client = chromadb.HttpClient(host=host, port=port, settings=Settings(anonymized_telemetry=False))
+        except Exception as exc:  # chromadb raises many unrelated types; callers need one
+            raise StoreError(f"Chroma server at {host}:{port} is not reachable: {exc}") from exc
+        store = cls(client, prefix, shared=True)
+        store.refresh()
+        store._watcher = threading.Thread(target=store._watch, name="store-watch", daemon=True)
+        store._watcher.start()
+        return store
+
+    def _watch(self) -> None:
+        """Follow builds that other replicas complete, so that health and cache keys show them too."""
+        import httpx
+        from chromadb.errors import ChromaError
+
+        while not self._closed.wait(REFRESH_SECONDS):
+            try:
+                self.refresh()
+            except (ChromaError, httpx.HTTPError, OSError, ValueError) as exc:  # the next round retries
+                log.warning("store_refresh_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        self._closed.set()
+
     # -- reading -------------------------------------------------------------------------------
+
+    def keep_current(self) -> None:
+        """On a shared server, switch to a build another replica completed (at most every few seconds)."""
+        if self._shared and time.monotonic() - self._refreshed > REFRESH_SECONDS:
+            self.refresh()
 
     @property
     def active_build(self) -> CompleteBuild | None:
@@ -76,6 +117,7 @@ class KnowledgeStore:
 
     def refresh(self) -> CompleteBuild | None:
         """Point readers at the newest complete build."""
+        self._refreshed = time.monotonic()
         builds = self._complete_builds()
         with self._lock:
             if builds:
@@ -93,23 +135,33 @@ class KnowledgeStore:
         return self._count
 
     def query(self, embedding: Sequence[float], k: int) -> list[Hit]:
-        collection = self._active
-        if collection is None:
+        self.keep_current()
+        result = None
+        for attempt in (1, 2):
+            try:
+                result = self._query(embedding, k)
+                break
+            except Exception as exc:  # chromadb raises many unrelated types; callers need one
+                if attempt == 2 or not self._shared:
+                    raise StoreError(f"vector query failed: {type(exc).__name__}") from exc
+                # Another replica may have switched builds and removed this one a moment ago.
+                self.refresh()
+        if result is None:
             return []
-        try:
-            result = collection.query(
-                query_embeddings=[list(embedding)],
-                n_results=k,
-                include=["documents", "metadatas", "distances"],
-            )
-        except Exception as exc:  # chromadb raises many unrelated types; callers need one
-            raise StoreError(f"vector query failed: {type(exc).__name__}") from exc
         ids, docs = result["ids"][0], (result["documents"] or [[]])[0]
         metas, dists = (result["metadatas"] or [[]])[0], (result["distances"] or [[]])[0]
         return [
             Hit(id=i, text=d or "", metadata=dict(m or {}), score=1.0 - float(dist))
             for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
         ]
+
+    def _query(self, embedding: Sequence[float], k: int) -> Any:
+        collection = self._active
+        if collection is None:
+            return None
+        return collection.query(
+            query_embeddings=[list(embedding)], n_results=k, include=["documents", "metadatas", "distances"]
+        )
 
     def chunks(self) -> tuple[str | None, list[Hit]]:
         """Every chunk of the active build, with the build's name (for indexes derived from it)."""
@@ -132,7 +184,10 @@ class KnowledgeStore:
         collection = self._active
         if collection is None or not ids:
             return []
-        page = collection.get(ids=ids, include=["documents", "metadatas"])
+        try:
+            page = collection.get(ids=ids, include=["documents", "metadatas"])
+        except Exception as exc:  # chromadb raises many unrelated types; callers need one
+            raise StoreError(f"chunk lookup failed: {type(exc).__name__}") from exc
         found = {
             i: Hit(i, d or "", dict(m or {}), 0.0)
             for i, d, m in zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True)
@@ -260,6 +315,13 @@ class KnowledgeStore:
                 continue
             builds.append(CompleteBuild(collection.name, manifest, float(meta.get("completed_at", 0.0))))
         return sorted(builds, key=lambda b: b.completed_at, reverse=True)
+
+
+def open_store(settings: RagSettings) -> KnowledgeStore:
+    """The Chroma server when CHROMA_HOST is set, the embedded store in CHROMA_PATH otherwise."""
+    if settings.chroma_host:
+        return KnowledgeStore.server(settings.chroma_host, settings.chroma_port, settings.collection_prefix)
+    return KnowledgeStore.persistent(settings.chroma_path, settings.collection_prefix)
 
 
 def _parameters_key(manifest: Manifest) -> str:

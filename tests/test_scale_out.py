@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,9 @@ from api.cache import RedisAnswerCache
 from bench.server import ServerProcess
 from rag.retriever import Passage
 from tests.conftest import KNOWLEDGE
+from tests.servers.chroma_server import ChromaServer
 from tests.servers.redis_server import RedisServer
+from tests.test_server_process import events
 
 QUESTION = {"message": "What services do you offer?"}
 
@@ -60,17 +63,18 @@ def test_redis_conversations_keep_the_last_turns_and_expire(redis_url: str) -> N
     asyncio.run(scenario())
 
 
-def test_two_replicas_share_limits_cache_and_conversations(
-    tmp_path: Path, knowledge_store_dir: Path, redis_server: RedisServer
-) -> None:
+def test_two_replicas_share_limits_cache_and_conversations(tmp_path: Path, redis_server: RedisServer) -> None:
     redis_server.flush()
+    chroma = ChromaServer(tmp_path)
+    knowledge = tmp_path / "kb"  # one folder for both, as a mounted volume would be
+    shutil.copytree(KNOWLEDGE, knowledge)
     replicas = []
-    for name in ("a", "b"):
-        store = tmp_path / f"store-{name}"  # each its own embedded store (a Chroma server is shared instead)
-        shutil.copytree(knowledge_store_dir, store)
+    for name in ("a", "b"):  # started together, on an empty Chroma server
         env = {
-            "CHROMA_PATH": str(store),
-            "KNOWLEDGE_DIR": str(KNOWLEDGE),
+            "CHROMA_HOST": chroma.host,
+            "CHROMA_PORT": str(chroma.port),
+            "CHROMA_PATH": str(tmp_path / f"local-{name}"),  # only the keyword index lives here
+            "KNOWLEDGE_DIR": str(knowledge),
             "REDIS_URL": redis_server.url,
             "EMBEDDER_WARMUP": "false",
         }
@@ -78,7 +82,16 @@ def test_two_replicas_share_limits_cache_and_conversations(
     a, b = replicas
     try:
         for replica in replicas:
-            replica.wait_healthy()
+            replica.wait_healthy(timeout=300)
+        # The Redis lock let one replica embed; the other found the store up to date.
+        logs = [events(replica.log()) for replica in replicas]
+        assert sum(log.count("knowledge_ingest_started") for log in logs) == 1, logs
+        assert sum(log.count("knowledge_up_to_date") for log in logs) == 1
+        assert (
+            httpx.get(f"{a.url}/health").json()["vectors"]
+            == httpx.get(f"{b.url}/health").json()["vectors"]
+            > 50
+        )
 
         # One budget for both replicas: 20 of 25 alternating requests get through.
         statuses = [
@@ -113,6 +126,23 @@ def test_two_replicas_share_limits_cache_and_conversations(
                 "How much is the Growth package?",
                 "What does it include?",
             ]
+
+        # A reindex on one replica is served by the other within a few seconds.
+        (knowledge / "vouchers.md").write_text("# Gift vouchers\n\nGift vouchers for workshops cost £150.\n")
+        assert httpx.post(f"{a.url}/admin/reindex").status_code == 202
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{a.url}/admin/reindex").json()["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        version = httpx.get(f"{a.url}/health").json()["knowledge_version"]
+        while httpx.get(f"{b.url}/health").json()["knowledge_version"] != version:
+            assert time.monotonic() < deadline, "replica b never switched to the new build"
+            time.sleep(0.5)
+        voucher = httpx.post(
+            f"{b.url}/chat", json={"message": "Do you sell gift vouchers?"}, timeout=60
+        ).json()
+        assert "£150" in voucher["response"] and voucher["sources"][0]["source"] == "vouchers.md"
     finally:
         for replica in replicas:
             replica.stop()
+        chroma.stop()
