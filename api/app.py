@@ -18,6 +18,7 @@ from api.admin import build_admin_router
 from api.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from api.errors import install_error_handlers
 from api.limiter import build_limiter
+from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
 from api.openai_api import build_openai_router
 from api.origins import install_cors, parse_origins
@@ -41,7 +42,7 @@ def create_app(
         started = time.perf_counter()
         shared = _redis(settings.api.redis_url)  # built here: its connections belong to this event loop
         cache, conversations = _shared_state(settings, shared, cache_timer)
-        services = await asyncio.to_thread(build_services, settings, cache, conversations)
+        services = await asyncio.to_thread(build_services, settings, cache, conversations, metrics)
         app.state.services = services
         active = services.agent.chain.active()
         log.info(
@@ -64,6 +65,8 @@ def create_app(
         description="Answers website visitors from the company's own knowledge base, with sources.",
         lifespan=lifespan,
     )
+    metrics = Metrics()
+    app.state.metrics = metrics
     limiter = build_limiter(settings.api.redis_url, settings.api.redis_prefix)
     app.state.limiter = limiter
     app.state.allowed_origins = parse_origins(settings.api.allowed_origins)
@@ -71,6 +74,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_cors(app, app.state.allowed_origins)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     if settings.api.trusted_proxies:
         # Outermost: limits, logs and the admin check all see the visitor, not the proxy.

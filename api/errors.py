@@ -56,6 +56,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _rate_limited(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RateLimitExceeded)
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    request.app.state.metrics.rate_limited.labels(route).inc()
     # As slowapi's own handler: {"error": "Rate limit exceeded: 20 per 1 minute"}, plus Retry-After.
     response = JSONResponse(error_body(request, f"Rate limit exceeded: {exc.detail}", 429), status_code=429)
     injected: Response = request.app.state.limiter._inject_headers(response, request.state.view_rate_limit)

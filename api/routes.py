@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slowapi import Limiter
 
 from agent.agent import Answer, AnswerEvent, Sources, Text
@@ -52,6 +54,7 @@ ENDPOINTS = {
     "GET /stats/llm": "Per-tier attempts, failures, retries, latency, fallback rate, circuits.",
     "GET /cache/stats": "Answer-cache statistics (admin).",
     "DELETE /cache": "Empty the answer cache (admin).",
+    "GET /metrics": "Prometheus metrics (admin).",
     "POST /admin/reindex": "Ingest changes of the knowledge folder in the background (admin).",
     "GET /admin/reindex": "State of the latest reindex (admin).",
     "GET /admin/knowledge": "Documents served: chunks, hashes, ingest times, pending changes (admin).",
@@ -131,10 +134,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         await slot.store(answer)
         await _remember(services, body.session_id, body.message, answer)
         return _answered(
-            answer,
-            cached=slot.hit is not None,
-            elapsed=time.perf_counter() - started,
-            logged=_logged(services, body),
+            services, body, answer, cached=slot.hit is not None, elapsed=time.perf_counter() - started
         )
 
     @router.post(
@@ -157,7 +157,7 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         slot = await services.cache_slot(body.message, history=history, lookup=body.use_cache)
         if slot.hit is not None:
             await _remember(services, body.session_id, body.message, slot.hit)
-            events = _replay(slot.hit, started, _logged(services, body))
+            events = _replay(services, body, slot.hit, started)
         else:
             events = _stream_answer(
                 services.agent.stream(body.message, history), services, body, slot, started
@@ -231,6 +231,20 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
             hit_rate=round(counts.hits / lookups, 4) if lookups else 0.0,
         )
 
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            **ADMIN_ERRORS,
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        },
+        dependencies=[Depends(require_admin)],
+    )
+    async def metrics(request: Request) -> PlainTextResponse:
+        registry = request.app.state.metrics.registry
+        body = await asyncio.to_thread(generate_latest, registry)  # collectors read the chain's figures
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
+
     @router.delete(
         "/cache",
         response_model=CacheCleared,
@@ -256,25 +270,26 @@ async def _remember(services: Services, session_id: str | None, question: str, a
         await services.conversations.append(session_id, turn)
 
 
-def _done(answer: Answer, *, cached: bool, elapsed: float, logged: str | None) -> str:
-    response = _answered(answer, cached=cached, elapsed=elapsed, logged=logged)
+def _done(services: Services, body: ChatRequest, answer: Answer, *, cached: bool, elapsed: float) -> str:
+    response = _answered(services, body, answer, cached=cached, elapsed=elapsed)
     return sse.event(
         "done", {"status": response.status, "cached": cached, "model_info": response.model_info.model_dump()}
     )
 
 
-async def _replay(answer: Answer, started: float, logged: str | None) -> AsyncIterator[str]:
+async def _replay(
+    services: Services, body: ChatRequest, answer: Answer, started: float
+) -> AsyncIterator[str]:
     """A cached answer, in the same events as a generated one: a few pieces at once."""
     yield sse.event("sources", sources_of(answer.sources))
     for line in answer.text.splitlines(keepends=True):
         yield sse.event("token", {"text": line})
-    yield _done(answer, cached=True, elapsed=time.perf_counter() - started, logged=logged)
+    yield _done(services, body, answer, cached=True, elapsed=time.perf_counter() - started)
 
 
 async def _stream_answer(
     events: AsyncIterator[AnswerEvent], services: Services, body: ChatRequest, slot: CacheSlot, started: float
 ) -> AsyncIterator[str]:
-    logged = _logged(services, body)
     async for item in events:
         if isinstance(item, Sources):
             yield sse.event("sources", sources_of(item.passages))
@@ -283,10 +298,10 @@ async def _stream_answer(
         elif item.answer.status == "success":
             await slot.store(item.answer)
             await _remember(services, body.session_id, body.message, item.answer)
-            yield _done(item.answer, cached=False, elapsed=time.perf_counter() - started, logged=logged)
+            yield _done(services, body, item.answer, cached=False, elapsed=time.perf_counter() - started)
         else:
             _answered(
-                item.answer, cached=False, elapsed=time.perf_counter() - started, logged=logged
+                services, body, item.answer, cached=False, elapsed=time.perf_counter() - started
             )  # logs it
             yield sse.event("error", {"message": item.answer.text})
 
@@ -297,7 +312,12 @@ def _logged(services: Services, body: ChatRequest) -> str | None:
     return body.message if services.settings.logging.log_messages else None
 
 
-def _answered(answer: Answer, *, cached: bool, elapsed: float, logged: str | None = None) -> ChatResponse:
+def _answered(
+    services: Services, body: ChatRequest, answer: Answer, *, cached: bool, elapsed: float
+) -> ChatResponse:
+    """The response body, with its log line and its count."""
+    services.metrics.answers.labels(answer.provider, answer.status, str(cached).lower()).inc()
+    logged = _logged(services, body)
     log.info(
         "chat_answered",
         **({"message": logged} if logged is not None else {}),

@@ -16,6 +16,7 @@ from agent.settings import AgentSettings
 from agent.smalltalk import SmallTalkReplies
 from api.cache import AnswerCache, cache_key
 from api.ingest_lock import ingest_guard
+from api.metrics import Metrics
 from api.settings import Settings
 from rag.embedder import Embedder
 from rag.errors import EmbeddingError
@@ -50,6 +51,7 @@ class Services:
     cache: AnswerCache
     conversations: ConversationStore
     reindexer: Reindexer
+    metrics: Metrics
 
     async def cache_slot(self, question: str, *, history: tuple[Turn, ...], lookup: bool = True) -> CacheSlot:
         """The lookup comes before any model or store work: the key needs neither. An answer that depends
@@ -58,6 +60,8 @@ class Services:
             return CacheSlot(self.cache, None, None)
         key = cache_key(question, self.agent.cache_context())
         hit = await self.cache.get(key) if lookup and self.cache.enabled else None
+        if lookup and self.cache.enabled:
+            self.metrics.cache_lookups.labels("hit" if hit else "miss").inc()
         return CacheSlot(self.cache, key, hit)
 
     async def aclose(self) -> None:
@@ -65,7 +69,9 @@ class Services:
         self.store.close()
 
 
-def build_services(settings: Settings, cache: AnswerCache, conversations: ConversationStore) -> Services:
+def build_services(
+    settings: Settings, cache: AnswerCache, conversations: ConversationStore, metrics: Metrics
+) -> Services:
     """Blocking (opens the store, may embed): run it in a worker thread."""
     rag = settings.rag
     if not rag.chroma_host:
@@ -73,9 +79,20 @@ def build_services(settings: Settings, cache: AnswerCache, conversations: Conver
     store = open_store(rag)
     embedder = Embedder(rag.embedding_model, rag.embedding_batch_size)
     guard = ingest_guard(settings)
+
+    def ingest(progress: ProgressFactory) -> IngestReport:
+        try:
+            with guard():
+                report = ensure_ingested(store, embedder, rag, progress=progress)
+        except Exception:
+            metrics.ingests.labels("failed").inc()
+            raise
+        metrics.ingests.labels(report.status).inc()
+        metrics.embedded.inc(report.embedded)
+        return report
+
     if settings.api.ingest_on_start:
-        with guard():
-            ensure_ingested(store, embedder, rag, progress=logged_progress())
+        ingest(logged_progress())
     retriever = Retriever(
         store,
         embedder,
@@ -88,8 +105,7 @@ def build_services(settings: Settings, cache: AnswerCache, conversations: Conver
     retriever.prepare()
 
     def reindex(progress: ProgressFactory) -> IngestReport:
-        with guard():
-            report = ensure_ingested(store, embedder, rag, progress=progress)
+        report = ingest(progress)
         retriever.prepare()  # the new build's keyword index, before a visitor's question needs it
         return report
 
@@ -109,7 +125,8 @@ def build_services(settings: Settings, cache: AnswerCache, conversations: Conver
     if settings.api.embedder_warmup and not embedder.loaded:
         # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
-    return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex))
+    metrics.watch_chain(agent.chain)
+    return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics)
 
 
 def _replies(settings: AgentSettings) -> Replies:

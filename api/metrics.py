@@ -1,0 +1,112 @@
+"""Prometheus metrics (prometheus-client), one registry per app: `GET /metrics`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from agent.chain import GeneratorChain
+
+_CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "kb_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "kb_http_request_duration_seconds",
+            "Time to the end of the response (streams included), by route.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache_lookups = Counter(
+            "kb_answer_cache_lookups", "Answer-cache lookups.", ["result"], registry=r
+        )
+        self.answers = Counter(
+            "kb_answers",
+            "Answers given, by the tier that gave them.",
+            ["provider", "status", "cached"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "kb_rate_limited_requests", "Requests refused with 429.", ["route"], registry=r
+        )
+        self.ingests = Counter("kb_ingest_runs", "Ingests, by outcome.", ["status"], registry=r)
+        self.embedded = Counter("kb_ingest_chunks_embedded", "Chunks embedded by ingests.", registry=r)
+
+    def watch_chain(self, chain: GeneratorChain) -> None:
+        """Tier attempts, failures, retries and circuits, read from the chain's own figures at scrape time."""
+        self.registry.register(_ChainCollector(chain))
+
+
+class _ChainCollector(Collector):
+    def __init__(self, chain: GeneratorChain) -> None:
+        self._chain = chain
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        snapshot = self._chain.stats.snapshot()
+        attempts = CounterMetricFamily("kb_llm_attempts", "Calls to each tier.", labels=["provider"])
+        retries = CounterMetricFamily("kb_llm_retries", "Retries of each tier.", labels=["provider"])
+        failures = CounterMetricFamily(
+            "kb_llm_failures", "Tier failures by reason.", labels=["provider", "reason"]
+        )
+        for provider, tier in snapshot["tiers"].items():
+            attempts.add_metric([provider], tier["attempts"])
+            retries.add_metric([provider], tier["retries"])
+            for reason, count in tier["failures"].items():
+                failures.add_metric([provider, reason], count)
+        circuits = GaugeMetricFamily(
+            "kb_llm_circuit_state",
+            "Circuit of each remote tier: 0 closed, 1 half open, 2 open.",
+            labels=["provider"],
+        )
+        for view in self._chain.describe():
+            if view.circuit is not None:
+                circuits.add_metric([view.generator.provider], _CIRCUIT_STATES.get(view.circuit, 0))
+        yield from (attempts, retries, failures, circuits)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request under its route template (never the raw path: ids and made-up
+    URLs would make a label per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before it answers
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
