@@ -1,4 +1,4 @@
-"""`python -m rag ingest|status`: manage the knowledge store from a shell."""
+"""`python -m rag ingest|status|eval|export|import`: manage the knowledge store from a shell."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
+from rag.backup import BackupError, export_store, import_store
 from rag.embedder import Embedder
-from rag.ingestion import compare, desired_manifest, ensure_ingested
+from rag.ingestion import compare, desired_manifest, desired_parameters, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
 from rag.retriever import RetrieverMode
 from rag.settings import RagSettings
@@ -132,6 +133,20 @@ def _eval(
     return 0
 
 
+def _export(settings: RagSettings, target: Path) -> int:
+    summary = export_store(open_store(settings), target)
+    sys.stdout.write(f"exported {summary.files} files, {summary.chunks} chunks, version {summary.version}\n")
+    return 0
+
+
+def _import(settings: RagSettings, source: Path) -> int:
+    if not settings.chroma_host:
+        own_embedded_store(settings.chroma_path)
+    summary = import_store(open_store(settings), source, expected=desired_parameters(settings))
+    sys.stdout.write(f"imported {summary.files} files, {summary.chunks} chunks, version {summary.version}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     evaluation.add_argument("--limit", type=int, help="evaluate only the first N queries")
     evaluation.add_argument("--store", type=Path, help="reuse this store folder between runs")
+    export = sub.add_parser("export", help="write the store (manifest, chunks, vectors) to a file")
+    export.add_argument("file", type=Path, help="target file (gzipped JSON lines)")
+    restore = sub.add_parser("import", help="load an export into the store, without embedding")
+    restore.add_argument("file", type=Path, help="a file written by `export`")
     args = parser.parse_args(argv)
 
     settings = RagSettings()
@@ -164,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(
                 settings, args.dataset, args.retriever or [settings.retriever], args.limit, args.store
             )
-    except StoreInUse as exc:
+        if args.command == "export":
+            return _export(settings, args.file)
+        if args.command == "import":
+            return _import(settings, args.file)
+    except (StoreInUse, BackupError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
     return _status(settings, args.json)

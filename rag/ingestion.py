@@ -67,6 +67,11 @@ def desired_manifest(settings: RagSettings) -> Manifest:
     return _manifest(settings, scan(settings.knowledge_dir))
 
 
+def desired_parameters(settings: RagSettings) -> Manifest:
+    """The manifest's parameters for these settings, with no files (no hashing)."""
+    return _manifest(settings, [])
+
+
 def compare(active: Manifest | None, wanted: Manifest, force: bool = False) -> Changes:
     rebuild = force or active is None or active.parameters != wanted.parameters
     old = {} if rebuild or active is None else active.hashes

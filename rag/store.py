@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,22 @@ class KnowledgeStore:
             ]
         return build.name, hits
 
+    def export_chunks(self) -> Iterator[dict[str, Any]]:
+        """Every chunk of the active build with its vector, page by page."""
+        collection = self._active
+        if collection is None:
+            return
+        step = int(self._client.get_max_batch_size())
+        for offset in range(0, self._count, step):
+            page = collection.get(include=["embeddings", "documents", "metadatas"], limit=step, offset=offset)
+            for n, chunk_id in enumerate(page["ids"]):
+                yield {
+                    "id": chunk_id,
+                    "document": (page["documents"] or [])[n],
+                    "metadata": (page["metadatas"] or [])[n],
+                    "embedding": [float(x) for x in page["embeddings"][n]],
+                }
+
     def get(self, ids: list[str]) -> list[Hit]:
         """Chunks by id (in the order given) from the active build."""
         collection = self._active
@@ -286,6 +302,10 @@ class KnowledgeStore:
         )
         self.refresh()
         self.remove_stale()
+
+    def drop(self, collection: Any) -> None:
+        """Remove a build that will not be completed."""
+        self._client.delete_collection(collection.name)
 
     def remove_stale(self) -> int:
         """Delete unfinished builds and every complete build but the active one (only the ingest that
