@@ -13,8 +13,8 @@ import structlog
 from agent.chain import GeneratorChain, StreamInterrupted, StreamStart
 from agent.conversations import Turn
 from agent.errors import AllTiersFailed
-from agent.prompting import Prompt
-from agent.scrub import SecretScrubber
+from agent.prompting import SYSTEM_INSTRUCTIONS, Prompt
+from agent.scrub import LeakGuard, SecretScrubber
 from agent.smalltalk import SmallTalkReplies, recognise
 from rag.errors import RetrievalError
 from rag.retriever import Passage, Retriever
@@ -65,6 +65,7 @@ class Replies:
 
     contact_hint: str
     no_answer: str = "Sorry, I couldn't find anything about that in our information."
+    refusal: str = "Sorry, I can only help with questions about our company and what it offers."
     small_talk: SmallTalkReplies | None = field(default_factory=SmallTalkReplies)  # None: not recognised
 
 
@@ -84,6 +85,7 @@ class Agent:
         self.relevance_floor = relevance_floor
         self.max_answer_chars = max_answer_chars
         self.scrubber = scrubber or SecretScrubber()
+        self.leak_guard = LeakGuard(SYSTEM_INSTRUCTIONS)
 
     def cache_context(self) -> str:
         """Everything besides the question that changes an answer: the knowledge and the models."""
@@ -105,8 +107,14 @@ class Agent:
         except AllTiersFailed as exc:
             log.error("answer_failed", reason=str(exc))
             return self._apology(started, passages)
+        text = _cut(self.scrubber.clean(generation.text), self.max_answer_chars)
+        if self.leak_guard.leaks(text):
+            log.warning(
+                "answer_withheld", reason="repeats the system instructions", provider=generation.provider
+            )
+            text = self.replies.refusal
         return Answer(
-            text=_cut(self.scrubber.clean(generation.text), self.max_answer_chars),
+            text=text,
             status="success",
             provider=generation.provider,
             model=generation.model,
@@ -144,6 +152,10 @@ class Agent:
                     start = event
                     continue
                 piece = scrub.feed(event)
+                if self.leak_guard.leaks("".join(pieces) + piece):
+                    log.warning("answer_withheld", reason="repeats the system instructions")
+                    yield Done(self._withheld(started, passages))
+                    return
                 if len(piece) >= room:  # the cap: end the answer here, and stop the model
                     pieces.append(_cut(piece, room))
                     yield Text(pieces[-1])
@@ -200,6 +212,18 @@ class Agent:
     def _no_answer(self, started: float) -> Answer:
         """Nothing in the knowledge is about the question: say so rather than let a model guess."""
         return _said(f"{self.replies.no_answer} {self.replies.contact_hint}", "no-match", started)
+
+    def _withheld(self, started: float, passages: tuple[Passage, ...]) -> Answer:
+        """A streamed answer that turned into the system instructions ends as an error: the visitor's
+        widget replaces what it had with the refusal."""
+        return Answer(
+            text=self.replies.refusal,
+            status="error",
+            provider="none",
+            model="none",
+            response_time=_since(started),
+            sources=passages,
+        )
 
     def _apology(
         self, started: float, passages: tuple[Passage, ...] = (), interrupted: bool = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 REDACTED = "[redacted]"
 
 
@@ -39,3 +41,23 @@ class StreamScrubber:
     def flush(self) -> str:
         text, self._pending = self._scrubber.clean(self._pending), ""
         return text
+
+
+class LeakGuard:
+    """Notices an answer that repeats the system instructions (a model talked into printing them): any run
+    of `words` consecutive words of the instructions, compared without case or punctuation."""
+
+    def __init__(self, instructions: str, words: int = 8) -> None:
+        self._words = words
+        tokens = _words(instructions)
+        self._runs = {tuple(tokens[i : i + words]) for i in range(len(tokens) - words + 1)}
+
+    def leaks(self, text: str) -> bool:
+        tokens = _words(text)
+        return any(
+            tuple(tokens[i : i + self._words]) in self._runs for i in range(len(tokens) - self._words + 1)
+        )
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
