@@ -28,6 +28,8 @@ def main() -> None:
         # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the app applies TRUSTED_PROXIES.
         proxy_headers=False,
         server_header=False,
+        # On SIGTERM: stop accepting, let answers in flight finish (streams included), then exit.
+        timeout_graceful_shutdown=settings.api.shutdown_grace,
     )
 
 

@@ -56,6 +56,9 @@ class ApiSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9_.-]{1,40}$",
         description="Prefix of this service's Redis keys.",
     )
+    shutdown_grace: int = Field(
+        default=30, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
+    )
     ingest_on_start: bool = Field(default=True, description="Embed the knowledge folder at start if needed.")
     embedder_warmup: bool = Field(default=True, description="Load the embedding model in the background.")
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -156,3 +157,46 @@ def test_a_second_process_on_the_same_embedded_store_is_refused(
         assert httpx.get(f"{first.url}/health").status_code == 200  # the first one never noticed
     finally:
         first.stop()
+
+
+def test_sigterm_lets_answers_in_flight_finish(tmp_path: Path, knowledge_store_dir: Path) -> None:
+    import threading
+
+    store = tmp_path / "db"
+    shutil.copytree(knowledge_store_dir, store)
+    fake = FakeGemini().start()
+    fake.reset(default=Reply(text="We build websites.", delay=2.0))  # a slow model: the answer is in flight
+    env = {
+        "CHROMA_PATH": str(store),
+        "KNOWLEDGE_DIR": str(KNOWLEDGE),
+        "GOOGLE_API_KEY": "k",
+        "GEMINI_BASE_URL": fake.url,
+        "LLM_CHAIN": "gemini,extractive",
+        "EMBEDDER_WARMUP": "false",
+    }
+    server = ServerProcess(env, tmp_path / "server.log")
+    answers: list[httpx.Response] = []
+    try:
+        server.wait_healthy()
+        httpx.post(f"{server.url}/chat", json={"message": "warm up", "use_cache": False}, timeout=60)
+        asking = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{server.url}/chat", json={"message": "What services do you offer?"}, timeout=60)
+            )
+        )
+        asking.start()
+        while fake.calls < 2:  # the question has reached the model
+            time.sleep(0.02)
+        server.process.terminate()  # SIGTERM, as docker stop and Kubernetes send it
+        asking.join(timeout=30)
+        # uvicorn finishes the request, then exits by the signal it caught (-15), as a process should.
+        assert server.process.wait(timeout=30) in {0, -15}
+    finally:
+        server.stop()
+        fake.stop()
+    assert answers and answers[0].status_code == 200
+    assert (
+        answers[0].json()["response"] == "We build websites."
+        and answers[0].json()["model_info"]["provider"] == "gemini"
+    )
+    assert "service_stopped" in events(server.log())
