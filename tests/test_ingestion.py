@@ -18,6 +18,7 @@ from rag.embedder import Embedder, resolve_model_path
 from rag.ingestion import desired_manifest, ensure_ingested
 from rag.store import STATUS_BUILDING, KnowledgeStore
 from tests.conftest import KNOWLEDGE, ROOT, rag_settings
+from tests.servers.chroma_server import ChromaServer
 
 
 def owned(store_dir: Path) -> list[tuple[str, str]]:
@@ -142,7 +143,9 @@ def _write_bulk_folder(folder: Path, files: int) -> None:
         )
 
 
-def _kill_ingest_midway(store_dir: Path, folder: Path, after: int = 1) -> None:
+def _kill_ingest_midway(
+    store_dir: Path, folder: Path, after: int = 1, server: dict[str, str] | None = None
+) -> None:
     """SIGKILL a real `python -m rag ingest` once its progress bar shows `after` chunks embedded."""
     env = {
         **os.environ,
@@ -150,6 +153,7 @@ def _kill_ingest_midway(store_dir: Path, folder: Path, after: int = 1) -> None:
         "KNOWLEDGE_DIR": str(folder),
         "LOG_FORMAT": "json",
         "EMBEDDING_BATCH_SIZE": "8",  # small groups: some are written before the kill
+        **(server or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "rag", "ingest"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
@@ -215,3 +219,37 @@ def test_a_store_built_by_another_chunker_version_is_rebuilt(
 
     monkeypatch.setattr(rag.ingestion, "CHUNKER_VERSION", rag.ingestion.CHUNKER_VERSION + 1)
     assert ensure_ingested(store, embedder, settings).status == "rebuilt"
+
+
+def test_a_killed_ingest_against_a_chroma_server_recovers_the_same_way(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    chroma = ChromaServer(tmp_path)
+    try:
+        server = {"CHROMA_HOST": chroma.host, "CHROMA_PORT": str(chroma.port)}
+        first = rag_settings(chroma_host=chroma.host, chroma_port=chroma.port)
+        store = KnowledgeStore.server(chroma.host, chroma.port, "knowledge")
+        ensure_ingested(store, embedder, first)
+        previous, previous_count = store.active_build, store.count()
+        assert previous is not None
+        folder = tmp_path / "kb"
+        _write_bulk_folder(folder, files=300)
+
+        _kill_ingest_midway(tmp_path / "local", folder, after=300, server=server)
+
+        store.refresh()
+        assert store.active_build is not None and store.active_build.name == previous.name  # still served
+        assert sorted(status for _, status in _statuses(store)) == ["building", "complete"]
+        settings = rag_settings(chroma_host=chroma.host, chroma_port=chroma.port, knowledge_dir=folder)
+        report = ensure_ingested(store, embedder, settings)
+        assert report.status == "updated" and [s for _, s in _statuses(store)] == ["complete"]
+        ids = store.active_collection.get(include=[])["ids"]
+        assert len(ids) == len(set(ids)) == report.chunks == store.count()
+        assert report.reused >= previous_count + 256  # the killed run's vectors were kept
+        store.close()
+    finally:
+        chroma.stop()
+
+
+def _statuses(store: KnowledgeStore) -> list[tuple[str, str]]:
+    return [(c.name, (c.metadata or {}).get("status", "")) for c in store._owned()]

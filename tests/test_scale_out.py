@@ -146,3 +146,72 @@ def test_two_replicas_share_limits_cache_and_conversations(tmp_path: Path, redis
         for replica in replicas:
             replica.stop()
         chroma.stop()
+
+
+def test_a_service_killed_mid_answer_restarts_with_nothing_lost_or_doubled(
+    tmp_path: Path, knowledge_store_dir: Path, redis_server: RedisServer
+) -> None:
+    import signal
+    import threading
+
+    from tests.fakes.gemini_server import FakeGemini, Reply
+
+    redis_server.flush()
+    store = tmp_path / "db"
+    shutil.copytree(knowledge_store_dir, store)
+    fake = FakeGemini().start()
+    env = {
+        "CHROMA_PATH": str(store),
+        "KNOWLEDGE_DIR": str(KNOWLEDGE),
+        "REDIS_URL": redis_server.url,
+        "GOOGLE_API_KEY": "k",
+        "GEMINI_BASE_URL": fake.url,
+        "LLM_CHAIN": "gemini,extractive",
+        "EMBEDDER_WARMUP": "false",
+    }
+    session = {"session_id": "crash-1"}
+    first = ServerProcess(env, tmp_path / "first.log")
+    try:
+        first.wait_healthy()
+        fake.reset(default=Reply(text="The Growth package costs £12,500."))
+        httpx.post(f"{first.url}/chat", json={"message": "How much is Growth?", **session}, timeout=60)
+        fake.reset(default=Reply(text="It includes a CMS.", delay=5.0))  # the next answer is in flight...
+        cut_off: list[Exception] = []
+
+        def ask_and_lose_the_connection() -> None:
+            try:
+                httpx.post(
+                    f"{first.url}/chat", json={"message": "What does it include?", **session}, timeout=30
+                )
+            except httpx.TransportError as exc:  # the server is killed under it
+                cut_off.append(exc)
+
+        asking = threading.Thread(target=ask_and_lose_the_connection)
+        asking.start()
+        while fake.calls < 1:
+            time.sleep(0.02)
+        first.process.send_signal(signal.SIGKILL)  # ...when the process dies
+        first.process.wait(timeout=30)
+        asking.join(timeout=30)
+        assert cut_off, "the visitor's request should have been cut off"
+    finally:
+        first.stop()
+
+    second = ServerProcess(env, tmp_path / "second.log")
+    try:
+        second.wait_healthy()
+        assert httpx.get(f"{second.url}/health").json()["vectors"] > 50  # the store is whole
+        messages = httpx.get(f"{second.url}/history/crash-1").json()["messages"]
+        assert [m["content"] for m in messages] == [
+            "How much is Growth?",
+            "The Growth package costs £12,500.",
+        ]
+        fake.reset(default=Reply(text="It includes a CMS."))
+        again = httpx.post(
+            f"{second.url}/chat", json={"message": "What does it include?", **session}, timeout=60
+        )
+        assert again.json()["response"] == "It includes a CMS."
+        assert len(httpx.get(f"{second.url}/history/crash-1").json()["messages"]) == 4
+    finally:
+        second.stop()
+        fake.stop()
