@@ -23,7 +23,7 @@ from agent.agent import Answer, Sources, Text
 from agent.conversations import Turn
 from api.deps import ServicesDep
 from api.origins import check_origin
-from api.schemas import ErrorBody, check_length, clean_text, sources_of
+from api.schemas import OpenAIErrorBody, check_length, clean_text, sources_of
 from api.services import CacheSlot, Services
 from api.settings import MESSAGE_CHARS_CEILING, ApiSettings
 from api.sse import SSE_HEADERS
@@ -31,9 +31,11 @@ from rag.retriever import Passage
 
 MODEL_ID = "kb-chatbot"
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-    429: {"model": ErrorBody},
+    400: {"model": OpenAIErrorBody, "description": "The body could not be read (not UTF-8 JSON)"},
+    403: {"model": OpenAIErrorBody, "description": "The page's origin is not in ALLOWED_ORIGINS"},
+    413: {"model": OpenAIErrorBody, "description": "Request body too large"},
+    422: {"model": OpenAIErrorBody, "description": "Invalid request"},
+    429: {"model": OpenAIErrorBody, "description": "Rate limit exceeded"},
 }
 
 

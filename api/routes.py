@@ -35,6 +35,7 @@ from api.schemas import (
     Source,
     TierInfo,
     TierStatsOut,
+    ValidationErrorBody,
     check_length,
     sources_of,
 )
@@ -66,8 +67,10 @@ _RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "Rate limit exceeded"}
 }
 _VISITOR_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read (not UTF-8 JSON)"},
     403: {"model": ErrorBody, "description": "The page's origin is not in ALLOWED_ORIGINS"},
-    422: {"model": ErrorBody, "description": "Invalid request"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+    422: {"model": ValidationErrorBody, "description": "Invalid request"},
 }
 ORIGIN_CHECK = Depends(check_origin)
 

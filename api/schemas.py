@@ -186,6 +186,28 @@ class ErrorBody(BaseModel):
     error: str
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ValidationErrorBody(ErrorBody):
+    detail: list[FieldError]
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """The error shape OpenAI clients read, on the /v1 surface."""
+
+    error: OpenAIError
+
+
 class IngestSummary(BaseModel):
     status: Literal["up_to_date", "updated", "rebuilt"]
     version: str = Field(description="The knowledge version now served.")
