@@ -42,7 +42,12 @@ def create_app(
         started = time.perf_counter()
         shared = _redis(settings.api.redis_url)  # built here: its connections belong to this event loop
         cache, conversations = _shared_state(settings, shared, cache_timer)
-        services = await asyncio.to_thread(build_services, settings, cache, conversations, metrics)
+        try:
+            services = await asyncio.to_thread(build_services, settings, cache, conversations, metrics)
+        except BaseException:
+            if shared is not None:
+                await shared.aclose()
+            raise
         app.state.services = services
         active = services.agent.chain.active()
         log.info(
