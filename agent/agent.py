@@ -31,6 +31,7 @@ class Answer:
     response_time: float
     sources: tuple[Passage, ...] = field(default_factory=tuple)
     degraded: bool = False
+    retrieval_time: float | None = None  # seconds the retrieval step took, for the log
 
     @property
     def cacheable(self) -> bool:
@@ -95,11 +96,13 @@ class Agent:
         started = time.perf_counter()
         if (chat := self._small_talk(question, started)) is not None:
             return chat
+        retrieving = time.perf_counter()
         try:
             passages = await self._retrieve(question, history)
         except RetrievalError as exc:
             log.error("retrieval_failed", error=str(exc))
             return self._apology(started)
+        retrieval_time = time.perf_counter() - retrieving
         if not passages:
             return self._no_answer(started)
         try:
@@ -121,6 +124,7 @@ class Agent:
             response_time=_since(started),
             sources=passages,
             degraded=generation.degraded,
+            retrieval_time=retrieval_time,
         )
 
     async def stream(self, question: str, history: tuple[Turn, ...] = ()) -> AsyncIterator[AnswerEvent]:
@@ -130,12 +134,14 @@ class Agent:
             async for told in _told(chat):
                 yield told
             return
+        retrieving = time.perf_counter()
         try:
             passages = await self._retrieve(question, history)
         except RetrievalError as exc:
             log.error("retrieval_failed", error=str(exc))
             yield Done(self._apology(started))
             return
+        retrieval_time = time.perf_counter() - retrieving
         if not passages:
             async for told in _told(self._no_answer(started)):
                 yield told
@@ -189,6 +195,7 @@ class Agent:
                 response_time=_since(started),
                 sources=passages,
                 degraded=start.degraded,
+                retrieval_time=retrieval_time,
             )
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -19,7 +20,11 @@ def main() -> None:
     except StoreInUse as exc:
         sys.stderr.write(f"Not starting: {exc}\n")
         raise SystemExit(1) from None
-    app = create_app(settings)
+    serve(create_app(settings), settings)
+
+
+def serve(app: Any, settings: Settings) -> None:
+    """uvicorn as the service runs it (the benchmarks serve their baseline app through this too)."""
     uvicorn.run(
         app,
         host=settings.api.host,
@@ -28,6 +33,7 @@ def main() -> None:
         # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the app applies TRUSTED_PROXIES.
         proxy_headers=False,
         server_header=False,
+        access_log=settings.api.access_log,
         # On SIGTERM: stop accepting, let answers in flight finish (streams included), then exit.
         timeout_graceful_shutdown=settings.api.shutdown_grace,
     )

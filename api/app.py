@@ -17,12 +17,13 @@ from api import __version__
 from api.admin import build_admin_router
 from api.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from api.errors import install_error_handlers
+from api.fastpath import CachedAnswers
 from api.limiter import build_limiter
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
 from api.openai_api import build_openai_router
 from api.origins import install_cors, parse_origins
-from api.routes import build_router
+from api.routes import build_router, chat_route
 from api.services import build_services
 from api.settings import Settings
 from api.widget import build_widget_router
@@ -76,6 +77,8 @@ def create_app(
     app.state.limiter = limiter
     app.state.allowed_origins = parse_origins(settings.api.allowed_origins)
     # Added innermost first: CORS wraps the 413, so a page can read it; every response gets the headers.
+    routes = build_router(limiter, settings.api)
+    app.add_middleware(CachedAnswers, route=chat_route(routes))  # cache hits of POST /chat
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_cors(app, app.state.allowed_origins)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -85,7 +88,7 @@ def create_app(
         # Outermost: limits, logs and the admin check all see the visitor, not the proxy.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
     install_error_handlers(app)
-    app.include_router(build_router(limiter, settings.api))
+    app.include_router(routes)
     app.include_router(build_admin_router(limiter, settings.api))
     app.include_router(build_openai_router(limiter, settings.api))
     app.include_router(build_widget_router())

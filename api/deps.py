@@ -10,7 +10,7 @@ from api.schemas import SESSION_ID_PATTERN
 from api.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

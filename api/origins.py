@@ -30,16 +30,21 @@ def install_cors(app: FastAPI, origins: list[str]) -> None:
     )
 
 
-def check_origin(request: Request) -> None:
+async def check_origin(request: Request) -> None:
     """Browsers always send `Origin` on cross-site POSTs: one from a page not listed is refused outright,
     not merely left unreadable by CORS (the question would still cost us a model call)."""
-    allowed: list[str] = request.app.state.allowed_origins
-    origin = request.headers.get("origin")
-    if origin is None or not allowed:
-        return
-    origin = origin.rstrip("/").lower()
-    own = str(request.base_url).rstrip("/").lower()  # the service's own pages (/demo) are same-origin
-    if origin not in allowed and origin != own:
+    if (origin := refused_origin(request)) is not None:
         raise HTTPException(
             status_code=403, detail=f"This chatbot does not accept requests from {origin[:100]}."
         )
+
+
+def refused_origin(request: Request) -> str | None:
+    """The request's origin when ALLOWED_ORIGINS does not list it (the service's own pages always pass)."""
+    allowed: list[str] = request.app.state.allowed_origins
+    origin = request.headers.get("origin")
+    if origin is None or not allowed:
+        return None
+    origin = origin.rstrip("/").lower()
+    own = str(request.base_url).rstrip("/").lower()  # the service's own pages (/demo) are same-origin
+    return origin if origin not in allowed and origin != own else None

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slowapi import Limiter
 
@@ -73,6 +74,8 @@ _VISITOR_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorBody, "description": "Invalid request"},
 }
 ORIGIN_CHECK = Depends(check_origin)
+# request.state attribute: the cache lookup the fast path (api.fastpath) made before handing a miss on.
+CHAT_SLOT_STATE = "chat_cache_slot"
 
 
 def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
@@ -126,19 +129,21 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
         dependencies=[ORIGIN_CHECK],
     )
     @limiter.shared_limit(settings.rate_limit_chat, scope="chat")  # one budget for /chat and its stream
-    async def chat(
-        request: Request, response: Response, body: ChatRequest, services: ServicesDep
-    ) -> ChatResponse:
+    async def chat(request: Request, body: ChatRequest, services: ServicesDep) -> Response:
         check_length(body.message, settings.max_message_chars, "message")
         started = time.perf_counter()
         history = await _history(services, body.session_id)
-        slot = await services.cache_slot(body.message, history=history, lookup=body.use_cache)
+        slot: CacheSlot | None = getattr(request.state, CHAT_SLOT_STATE, None)
+        if slot is None:
+            slot = await services.cache_slot(body.message, history=history, lookup=body.use_cache)
         answer = slot.hit or await services.agent.answer(body.message, history)
         await slot.store(answer)
         await _remember(services, body.session_id, body.message, answer)
-        return _answered(
+        reply = answered(
             services, body, answer, cached=slot.hit is not None, elapsed=time.perf_counter() - started
         )
+        # Serialized here, once: the model is already valid, FastAPI would validate and encode it again.
+        return Response(reply.model_dump_json(), media_type="application/json")
 
     @router.post(
         "/chat/stream",
@@ -262,6 +267,10 @@ def build_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
     return router
 
 
+def chat_route(router: APIRouter) -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.path == "/chat")
+
+
 async def _history(services: Services, session_id: str | None) -> tuple[Turn, ...]:
     return tuple(await services.conversations.turns(session_id)) if session_id else ()
 
@@ -274,7 +283,7 @@ async def _remember(services: Services, session_id: str | None, question: str, a
 
 
 def _done(services: Services, body: ChatRequest, answer: Answer, *, cached: bool, elapsed: float) -> str:
-    response = _answered(services, body, answer, cached=cached, elapsed=elapsed)
+    response = answered(services, body, answer, cached=cached, elapsed=elapsed)
     return sse.event(
         "done", {"status": response.status, "cached": cached, "model_info": response.model_info.model_dump()}
     )
@@ -303,7 +312,7 @@ async def _stream_answer(
             await _remember(services, body.session_id, body.message, item.answer)
             yield _done(services, body, item.answer, cached=False, elapsed=time.perf_counter() - started)
         else:
-            _answered(
+            answered(
                 services, body, item.answer, cached=False, elapsed=time.perf_counter() - started
             )  # logs it
             yield sse.event("error", {"message": item.answer.text})
@@ -315,12 +324,13 @@ def _logged(services: Services, body: ChatRequest) -> str | None:
     return body.message if services.settings.logging.log_messages else None
 
 
-def _answered(
+def answered(
     services: Services, body: ChatRequest, answer: Answer, *, cached: bool, elapsed: float
 ) -> ChatResponse:
     """The response body, with its log line and its count."""
     services.metrics.answers.labels(answer.provider, answer.status, str(cached).lower()).inc()
     logged = _logged(services, body)
+    retrieval = None if cached else answer.retrieval_time
     log.info(
         "chat_answered",
         **({"message": logged} if logged is not None else {}),
@@ -330,6 +340,7 @@ def _answered(
         degraded=answer.degraded,
         sources=len(answer.sources),
         seconds=round(elapsed, 4),
+        **({"retrieval_seconds": round(retrieval, 5)} if retrieval is not None else {}),
     )
 
     return ChatResponse(

@@ -14,7 +14,7 @@ from api.schemas import ErrorBody
 _BEARER = "bearer "
 
 
-def require_admin(request: Request, services: ServicesDep) -> None:
+async def require_admin(request: Request, services: ServicesDep) -> None:
     token = services.settings.api.admin_token
     if token is None:
         # The client as resolved from trusted proxies: behind a proxy on this machine, a visitor is not local.

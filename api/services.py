@@ -77,7 +77,13 @@ def build_services(
     if not rag.chroma_host:
         own_embedded_store(rag.chroma_path)  # a second worker on the same folder stops here, clearly
     store = open_store(rag)
-    embedder = Embedder(rag.embedding_model, rag.embedding_batch_size)
+    embedder = Embedder(
+        rag.embedding_model,
+        rag.embedding_batch_size,
+        backend=rag.embedding_backend,
+        cache_dir=rag.embedding_cache_dir,
+        threads=rag.embedding_threads,
+    )
     guard = ingest_guard(settings)
 
     def ingest(progress: ProgressFactory) -> IngestReport:

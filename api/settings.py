@@ -59,6 +59,10 @@ class ApiSettings(BaseSettings):
     shutdown_grace: int = Field(
         default=30, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )
+    access_log: bool = Field(
+        default=False,
+        description="A log line per HTTP request; chat answers are logged either way (chat_answered).",
+    )
     ingest_on_start: bool = Field(default=True, description="Embed the knowledge folder at start if needed.")
     embedder_warmup: bool = Field(default=True, description="Load the embedding model in the background.")
 

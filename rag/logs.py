@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any, Literal
 
+import orjson
 import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +51,34 @@ class Redactor:
         return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
 
 
+class _StderrLogger:
+    """structlog's final logger: one write per line to whatever `sys.stderr` is at that moment.
+
+    The service's own lines skip the standard library's records and handlers (most of a log line's cost on a
+    cached answer); libraries' records still come through `logging`, rendered by the same processors."""
+
+    __slots__ = ("name",)
+    _lock = threading.Lock()
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name  # for add_logger_name
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _logger_factory(*args: Any) -> _StderrLogger:
+    return _StderrLogger(str(args[0]) if args else "")
+
+
+def _dumps(event: Any, default: Any = None, **_: Any) -> str:
+    return orjson.dumps(event, default=default).decode()
+
+
 def configure_logging(settings: LoggingSettings, secrets: tuple[str, ...] = ()) -> None:
     """Route structlog and the standard library (uvicorn, chromadb, ...) through one renderer.
 
@@ -58,21 +88,21 @@ def configure_logging(settings: LoggingSettings, secrets: tuple[str, ...] = ()) 
     redactor = Redactor(secrets)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
+        structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor
     if settings.log_format == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
         shared.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, redactor, renderer],
+        logger_factory=_logger_factory,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(settings.log_level)),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

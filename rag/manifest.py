@@ -26,9 +26,17 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)  # relative path -> entry
     chunker: int = 0  # the chunking code's version: its output changes when the code does
     schema: int = SCHEMA
+    # Every cached answer's key holds the version: computed once, not per request (thousands of files).
+    _version: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        content = json.dumps([self.parameters, sorted(self.hashes.items())], separators=(",", ":"))
+        object.__setattr__(self, "_version", hashlib.sha256(content.encode()).hexdigest()[:16])
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        data = asdict(self)
+        del data["_version"]  # derived, not stored
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Manifest:
@@ -55,8 +63,7 @@ class Manifest:
     def version(self) -> str:
         """A short fingerprint of the content: it changes whenever the knowledge or how it was embedded
         changes, and not when the same bytes are merely ingested again."""
-        content = json.dumps([self.parameters, sorted(self.hashes.items())], separators=(",", ":"))
-        return hashlib.sha256(content.encode()).hexdigest()[:16]
+        return self._version
 
     def matches(self, other: Manifest) -> bool:
         return self.version == other.version

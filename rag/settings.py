@@ -38,6 +38,20 @@ class RagSettings(BaseSettings):
         le=1024,
         description="Texts per embedding batch (16 was fastest on CPU in bench.ingest).",
     )
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description=(
+            "auto: ONNX Runtime once the model's graph is exported (no torch import), else torch while it is "
+            "exported in the background; onnx: export now if needed, fail if impossible; torch: never export."
+        ),
+    )
+    embedding_cache_dir: Path = Field(
+        default=Path("models/embeddings"),
+        description="Folder of exported ONNX graphs, one subfolder per model fingerprint.",
+    )
+    embedding_threads: int = Field(
+        default=0, ge=0, description="ONNX Runtime threads per embedding call; 0: one per physical core."
+    )
     chunk_size: int = Field(
         default=200,
         ge=32,

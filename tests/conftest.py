@@ -12,6 +12,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from fastapi.testclient import TestClient
 from agent.settings import AgentSettings
 from api.app import create_app
 from api.settings import ApiSettings, Settings
-from rag.embedder import Embedder
+from rag.embedder import Embedder, resolve_model_path
 from rag.ingestion import ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
-from rag.settings import RagSettings
+from rag.onnx_encoder import export_onnx, onnx_file
+from rag.settings import DEFAULT_EMBEDDING_MODEL, RagSettings
 from rag.store import KnowledgeStore
 from tests.fakes.gemini_server import FakeGemini, FakeOpenAI
 from tests.fakes.tiny_model import build_tiny_gpt2
@@ -36,6 +38,10 @@ KNOWLEDGE = ROOT / "knowledge"
 
 # A `.env` in the checkout must not leak into tests: every test builds its settings explicitly.
 NO_ENV_FILE: dict[str, Any] = {"_env_file": None}
+# The session's exported embedding graph (apps, CLIs and server processes read EMBEDDING_CACHE_DIR): exported
+# once below, never into the checkout's models/ folder.
+EMBEDDING_CACHE = Path(tempfile.mkdtemp(prefix="kb-test-embeddings-"))
+os.environ["EMBEDDING_CACHE_DIR"] = str(EMBEDDING_CACHE)
 LOCAL_CLIENT = ("127.0.0.1", 50000)
 
 configure_logging(LoggingSettings(**NO_ENV_FILE))
@@ -51,11 +57,21 @@ def agent_settings(**overrides: Any) -> AgentSettings:
     return AgentSettings(**{**NO_ENV_FILE, **base, **overrides})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def embedding_graph() -> Iterator[Path]:
+    """MiniLM exported to ONNX once, verified against sentence-transformers, as a first start leaves it."""
+    model = resolve_model_path(DEFAULT_EMBEDDING_MODEL)
+    graph = export_onnx(model, onnx_file(EMBEDDING_CACHE, model))
+    yield graph
+    shutil.rmtree(EMBEDDING_CACHE, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    """One loaded MiniLM for the session (loading costs seconds)."""
-    shared = Embedder("all-MiniLM-L6-v2")
+def embedder(embedding_graph: Path) -> Embedder:
+    """One loaded MiniLM for the session, on ONNX Runtime as the service runs it."""
+    shared = Embedder(DEFAULT_EMBEDDING_MODEL, cache_dir=EMBEDDING_CACHE)
     shared.load()
+    assert shared.backend_in_use == "onnx"
     return shared
 
 

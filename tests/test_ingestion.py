@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -47,16 +46,15 @@ def test_first_ingest_builds_a_complete_collection(tmp_path: Path, embedder: Emb
 
 
 def test_restart_with_unchanged_folder_embeds_nothing(
-    store_dir: Path, caplog: pytest.LogCaptureFixture
+    store_dir: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     settings = rag_settings(chroma_path=store_dir)
     fresh = Embedder("all-MiniLM-L6-v2")  # a new process would have a new, unloaded embedder
-    with caplog.at_level(logging.INFO):
-        report = ensure_ingested(KnowledgeStore.persistent(store_dir, "knowledge"), fresh, settings)
+    report = ensure_ingested(KnowledgeStore.persistent(store_dir, "knowledge"), fresh, settings)
 
     assert report.status == "up_to_date"
     assert fresh.calls == 0 and not fresh.loaded
-    assert any("knowledge_up_to_date" in r.getMessage() for r in caplog.records)
+    assert "knowledge_up_to_date" in capfd.readouterr().err
 
 
 def test_add_change_delete_cycles_embed_only_what_changed(

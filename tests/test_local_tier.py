@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 
@@ -109,20 +108,19 @@ def test_models_dir_holds_hub_models_by_slug(tmp_path: Path, tiny_chat_model: Pa
 
 
 def test_missing_weights_skip_to_extractive_with_one_log_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     assert find_local_weights(str(tmp_path / "no-such-model")) is None
     assert find_local_weights("nobody/not-a-cached-model", tmp_path) is None
-    with caplog.at_level(logging.INFO):
-        missing = LocalGenerator(str(tmp_path / "no-such-model"))
-        chain = chain_of(missing)
-        for _ in range(3):
-            result = asyncio.run(chain.generate(PROMPT))
-            assert result.provider == "extractive" and not result.degraded
-        with pytest.raises(TierUnavailable):
-            asyncio.run(missing.generate(PROMPT, timeout=5))
+    missing = LocalGenerator(str(tmp_path / "no-such-model"))
+    chain = chain_of(missing)
+    for _ in range(3):
+        result = asyncio.run(chain.generate(PROMPT))
+        assert result.provider == "extractive" and not result.degraded
+    with pytest.raises(TierUnavailable):
+        asyncio.run(missing.generate(PROMPT, timeout=5))
     assert missing.status().state == "unavailable"
-    assert sum("local_model_skipped" in r.getMessage() for r in caplog.records) == 1
+    assert capfd.readouterr().err.count("local_model_skipped") == 1
 
 
 def test_a_folder_with_broken_files_refuses_to_load(tmp_path: Path) -> None:
@@ -135,18 +133,17 @@ def test_a_folder_with_broken_files_refuses_to_load(tmp_path: Path) -> None:
 
 
 def test_refuses_to_load_when_free_memory_is_short(
-    tiny_chat_model: Path, caplog: pytest.LogCaptureFixture
+    tiny_chat_model: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # Keep more memory free than any machine has: the model would not fit beside it.
     generator = LocalGenerator(str(tiny_chat_model), params=GREEDY, memory_reserve_mb=10**9)
-    with caplog.at_level(logging.ERROR):
-        result = asyncio.run(chain_of(generator).generate(PROMPT))
+    result = asyncio.run(chain_of(generator).generate(PROMPT))
 
     assert result.provider == "extractive"
     status = generator.status()
     assert status.state == "unavailable" and status.loaded is False
     assert status.detail.startswith("not enough free memory: needs about")
-    assert any("local_model_refused" in r.getMessage() for r in caplog.records)
+    assert "local_model_refused" in capfd.readouterr().err
 
 
 def test_a_memory_refusal_is_checked_again_later(tiny_chat_model: Path) -> None:

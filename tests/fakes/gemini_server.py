@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -92,6 +93,7 @@ class FakeLLMServer:
         self.script: deque[Reply] = deque()
         self.default = Reply()
         self.requests: list[Recorded] = []
+        self.pick: Callable[[], Reply] | None = None  # chooses each unscripted reply instead of `default`
         self._lock = threading.Lock()
         fake = self
 
@@ -105,7 +107,10 @@ class FakeLLMServer:
                     fake.requests.append(
                         Recorded(self.path, dict(self.headers), json.loads(raw or b"{}"), time.monotonic())
                     )
-                    reply = fake.script.popleft() if fake.script else fake.default
+                    if fake.script:
+                        reply = fake.script.popleft()
+                    else:
+                        reply = fake.pick() if fake.pick is not None else fake.default
                 if reply.reset:
                     # SO_LINGER 0 makes close() send a TCP reset; the file objects must go first, or
                     # they keep the socket open.
@@ -171,7 +176,7 @@ class FakeLLMServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> FakeLLMServer:
         self._thread.start()
