@@ -2,7 +2,10 @@
 `collection.query` for the top k, in a plain loop over the benchmark store. Prints one JSON object of
 per-query seconds.
 
-    python -m bench.raw_retrieval STORE QUERIES_JSON --backend sentence-transformers|onnx [--k 4]
+    python -m bench.raw_retrieval STORE QUERIES_JSON --backend sentence-transformers|onnx [--k 4] [--pause S]
+
+`--pause` idles between queries as a service idles between visitors (threads asleep, caches cooled): it shows
+how much of a service's extra time is the machine waking up rather than the service's own work.
 """
 
 from __future__ import annotations
@@ -44,23 +47,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("queries", type=Path)
     parser.add_argument("--backend", default="sentence-transformers")
     parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--pause", type=float, default=0.0)
     args = parser.parse_args(argv)
-
-    import chromadb
 
     from rag.settings import RagSettings
     from rag.store import open_store
 
-    build = open_store(RagSettings(_env_file=None, chroma_path=args.store)).active_build
-    assert build is not None, "the benchmark store has no build"
-    client = chromadb.PersistentClient(path=str(args.store))
-    collection = client.get_collection(build.name)
+    # The store only finds the served build's collection; the loop calls Chroma's own API on it.
+    collection = open_store(RagSettings(_env_file=None, chroma_path=args.store)).active_collection
+    assert collection is not None, "the benchmark store has no build"
     encode = _encoder(args.backend)
     queries: list[str] = json.loads(args.queries.read_text())
     for query in queries[-WARM_UP:]:
         collection.query(query_embeddings=encode(query), n_results=args.k)
     seconds = []
     for query in queries[:-WARM_UP]:
+        time.sleep(args.pause)
         started = time.perf_counter()
         collection.query(query_embeddings=encode(query), n_results=args.k)
         seconds.append(time.perf_counter() - started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -51,6 +52,8 @@ class Retriever:
         self._lexical: LexicalIndex | None = None
         self._lexical_build: str | None = None
         self._lock = threading.Lock()
+        # Keyword searches of questions being answered at once; each takes about a millisecond.
+        self._keyword_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
 
     def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
         """Blocking (model + store): call from a worker thread, not the event loop."""
@@ -78,21 +81,31 @@ class Retriever:
         return [Hit(h.id, h.text, h.metadata, scores[h.id]) for h in self.store.get([i for i, _ in found])]
 
     def _hybrid(self, question: str, k: int) -> list[Hit]:
-        """Both rankings fused: by reciprocal rank, or by a convex combination of normalized scores."""
+        """Both rankings fused: by reciprocal rank, or by a convex combination of normalized scores.
+
+        The keyword side (search and fetching its candidates) runs in a second thread while the question is
+        embedded and the vector index searched: the model and Chroma release the GIL, so on two cores the
+        keyword side costs little more than nothing."""
         depth = k * CANDIDATES_PER_RESULT
+        keyword = self._keyword_pool.submit(self._keyword_candidates, question, depth)
         dense = self._dense(question, depth)
-        index = self._lexical_index()
-        lexical = index.search(question, depth) if index else []
+        lexical, known = keyword.result()
         dense_scores = [(hit.id, hit.score) for hit in dense]
         if self.fusion == "rrf":
             fused = _rrf([dense_scores, lexical])
         else:
             fused = _convex(dense_scores, lexical, self.alpha)
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
-        known = {hit.id: hit for hit in dense}
-        known.update({hit.id: hit for hit in self.store.get([i for i in best if i not in known])})
+        known.update({hit.id: hit for hit in dense})
         # Every passage carries its fused score: a keyword-only match has no cosine, and 0 would misstate it.
         return [Hit(i, known[i].text, known[i].metadata, fused[i]) for i in best if i in known]
+
+    def _keyword_candidates(
+        self, question: str, depth: int
+    ) -> tuple[list[tuple[str, float]], dict[str, Hit]]:
+        index = self._lexical_index()
+        lexical = index.search(question, depth) if index else []
+        return lexical, {hit.id: hit for hit in self.store.get([i for i, _ in lexical])}
 
     def _lexical_index(self) -> LexicalIndex | None:
         build = self.store.active_build
