@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LOG_FORMAT=json \
     KNOWLEDGE_DIR=/app/knowledge \
     CHROMA_PATH=/app/chroma_db \
-    MODELS_DIR=/app/models
+    MODELS_DIR=/app/models \
+    EMBEDDING_CACHE_DIR=/app/models/embeddings
 
 WORKDIR /app
 
@@ -36,6 +37,10 @@ ARG BAKE_MODELS=""
 RUN mkdir -p /app/models && for model in $(echo "${BAKE_MODELS}" | tr ',' ' '); do \
         HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0 python -m agent download-models --model "${model}" || exit 1; \
     done
+
+# The embedding model's ONNX graph, exported and checked against sentence-transformers once, here: every
+# start then embeds with ONNX Runtime, without importing torch (healthy in about a second).
+RUN python -m rag prepare-embedder
 
 RUN useradd --create-home --uid 10001 app \
     && mkdir -p /app/chroma_db \

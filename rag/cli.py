@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rag.backup import BackupError, export_store, import_store
 from rag.embedder import Embedder
+from rag.errors import EmbeddingError
 from rag.ingestion import compare, desired_manifest, desired_parameters, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
 from rag.retriever import RetrieverMode
@@ -143,6 +144,18 @@ def _eval(
     return 0
 
 
+def _prepare_embedder(settings: RagSettings) -> int:
+    """Export (and verify) the embedding model's ONNX graph now, so that no start has to."""
+    embedder = Embedder(settings.embedding_model, backend="onnx", cache_dir=settings.embedding_cache_dir)
+    try:
+        embedder.load()
+    except EmbeddingError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    sys.stdout.write(f"{settings.embedding_model}: ONNX graph ready in {settings.embedding_cache_dir}\n")
+    return 0
+
+
 def _export(settings: RagSettings, target: Path) -> int:
     summary = export_store(open_store(settings), target)
     sys.stdout.write(f"exported {summary.files} files, {summary.chunks} chunks, version {summary.version}\n")
@@ -182,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("file", type=Path, help="target file (gzipped JSON lines)")
     restore = sub.add_parser("import", help="load an export into the store, without embedding")
     restore.add_argument("file", type=Path, help="a file written by `export`")
+    sub.add_parser(
+        "prepare-embedder", help="export the embedding model to ONNX (verified) into EMBEDDING_CACHE_DIR"
+    )
     args = parser.parse_args(argv)
 
     settings = RagSettings()
@@ -197,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(settings, args.file)
         if args.command == "import":
             return _import(settings, args.file)
+        if args.command == "prepare-embedder":
+            return _prepare_embedder(settings)
     except (StoreInUse, BackupError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import KNOWLEDGE, ROOT
 
 
 def test_fallback_benchmark_measures_the_tiny_model() -> None:
@@ -36,3 +38,58 @@ def test_fallback_benchmark_measures_the_tiny_model() -> None:
     assert float(figures["fallback.tiny-gpt2.tokens_per_answer"]) == 8.0  # the model never stops early
     assert float(figures["fallback.tiny-gpt2.tokens_per_s"]) > 0
     assert "| tiny-gpt2 |" in result.stdout
+
+
+def _small_beir_set(folder: Path) -> None:
+    """A BEIR-format set from the bundled knowledge: each paragraph a document, its first words a query."""
+    paragraphs = [
+        p.strip()
+        for source in sorted(KNOWLEDGE.glob("*.md"))
+        for p in source.read_text().split("\n\n")
+        if len(p.split()) >= 12 and not p.lstrip().startswith("#")
+    ]
+    folder.mkdir(parents=True)
+    (folder / "qrels").mkdir()
+    with (folder / "corpus.jsonl").open("w") as corpus, (folder / "queries.jsonl").open("w") as queries:
+        for n, text in enumerate(paragraphs):
+            corpus.write(json.dumps({"_id": f"d{n}", "title": "", "text": text}) + "\n")
+            queries.write(json.dumps({"_id": f"q{n}", "text": " ".join(text.split()[:8])}) + "\n")
+    qrels = "".join(f"q{n}\td{n}\t1\n" for n in range(len(paragraphs)))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    assert len(paragraphs) >= 30  # enough questions for the warm-up and the timed ones
+
+
+def test_the_service_benchmarks_run_against_real_servers(tmp_path: Path) -> None:
+    _small_beir_set(tmp_path / "set")
+    env = {
+        **os.environ,
+        "BENCH_DATASET": str(tmp_path / "set"),
+        "BENCH_CACHE": str(tmp_path / "cache"),
+        "BENCH_CHUNKS": "60",
+        "BENCH_SECONDS": "1",
+        "BENCH_LOAD_REQUESTS": "150",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "cached", "retrieval", "load"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode in (0, 1), result.stderr  # 1: a target missed, which is a figure, not a crash
+    figures = {
+        key: float(value.split()[0])
+        for key, value in (line.split(" = ", 1) for line in result.stdout.splitlines() if " = " in line)
+    }
+    assert figures["cached.invalid_replies"] == 0 and figures["cached.service_rps"] > 0
+    assert figures["cached.bare_rps"] > 0 and figures["cached.server_cpu_ms_per_request"] > 0
+    assert figures["retrieval.queries"] >= 20 and figures["retrieval.raw_p50_ms"] > 0
+    assert 0 < figures["retrieval.service_p50_ms"] < figures["retrieval.chat_uncached_p50_ms"]
+    assert (
+        figures["load.requests"] == 150
+        and figures["load.server_errors"] == 0
+        and figures["load.invalid"] == 0
+    )
+    assert figures["load.gemini_failures"] > 0  # the fake really failed a share of the calls
+    assert "| cached.rps_ratio |" in result.stdout and "target(s) missed" in result.stdout

@@ -59,3 +59,17 @@ def test_status_and_ingest(tmp_path: Path, knowledge_store_dir: Path) -> None:
     assert again.returncode == 0 and again.stdout.startswith("up_to_date:")
     assert "embedding" not in again.stderr
     assert rag("status", env=env).returncode == 0
+
+
+def test_prepare_embedder_exports_once_and_the_next_start_needs_no_torch(tmp_path: Path) -> None:
+    env = {"EMBEDDING_CACHE_DIR": str(tmp_path / "embeddings")}
+    first = rag("prepare-embedder", env=env)
+    assert first.returncode == 0, first.stderr
+    graphs = list((tmp_path / "embeddings").rglob("model.onnx"))
+    assert len(graphs) == 1 and not list((tmp_path / "embeddings").rglob("*.tmp"))
+    assert "onnx_export_ready" in first.stderr and "min_cosine" in first.stderr
+
+    made = graphs[0].stat().st_mtime_ns
+    again = rag("prepare-embedder", env=env)
+    assert again.returncode == 0 and graphs[0].stat().st_mtime_ns == made  # verified once, then reused
+    assert "onnx_export_started" not in again.stderr
