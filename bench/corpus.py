@@ -42,7 +42,11 @@ def corpus() -> Corpus:
     from rag.tokens import tokens_for
 
     target = chunk_target()
-    home = CACHE / f"scifact-{target}"
+    if not (dataset_dir() / "corpus.jsonl").is_file():
+        raise SystemExit(
+            f"no BEIR set at {dataset_dir()} (corpus.jsonl, queries.jsonl, qrels/test.tsv): set BENCH_DATASET"
+        )
+    home = CACHE / f"{dataset_dir().name}-{target}"
     knowledge, store = home / "knowledge", home / "db"
     full = load_beir(dataset_dir())
     settings = RagSettings(_env_file=None, knowledge_dir=knowledge, chroma_path=store)

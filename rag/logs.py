@@ -48,7 +48,9 @@ class Redactor:
     def clean(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
-        return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+        if "@" in text:
+            text = _EMAIL.sub("[email]", text)
+        return _PHONE.sub("[phone]", text)
 
 
 class _StderrLogger:
@@ -86,21 +88,31 @@ def configure_logging(settings: LoggingSettings, secrets: tuple[str, ...] = ()) 
     (API keys, the admin token) are removed from every line, whatever carried them there.
     """
     redactor = Redactor(secrets)
-    shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
+    stamps: list[structlog.types.Processor] = [
         structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor
+    exceptions: list[structlog.types.Processor] = []
     if settings.log_format == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_dumps)
-        shared.append(structlog.processors.format_exc_info)
+        exceptions.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    shared: list[structlog.types.Processor] = [structlog.contextvars.merge_contextvars, *stamps, *exceptions]
+    # The service's own lines are masked before the level, logger name and timestamp are added (fixed
+    # formats that can hold nothing to mask), and after an exception has become text.
+    own: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        *exceptions,
+        redactor,
+        *stamps,
+        renderer,
+    ]
 
     structlog.configure(
-        processors=[*shared, redactor, renderer],
+        processors=own,
         logger_factory=_logger_factory,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(settings.log_level)),
         cache_logger_on_first_use=True,

@@ -78,6 +78,10 @@ class Reply:
         return events
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the stdlib's 5 refuses connections when many clients call at once
+
+
 @dataclass
 class Recorded:
     path: str
@@ -167,7 +171,7 @@ class FakeLLMServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         # Connections this fake resets on purpose make the stdlib server print tracebacks: not news.
         self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
