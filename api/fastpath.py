@@ -73,7 +73,8 @@ class CachedAnswers:
             return False
         reply = answered(services, body, slot.hit, cached=True, elapsed=time.perf_counter() - started)
         response = Response(reply.model_dump_json(), media_type="application/json")
-        limiter._inject_headers(response, request.state.view_rate_limit)
+        # None when limits are switched off: slowapi then adds no headers, on either path.
+        limiter._inject_headers(response, getattr(request.state, "view_rate_limit", None))
         await response(scope, receive, send)
         return True
 

@@ -138,3 +138,12 @@ def test_in_process_limits_sweep_once_a_second_not_a_thread_per_burst() -> None:
     assert len(storage.storage) <= 1  # only the counter hit after the others expired
     minute = parse("2/minute")  # and limits still hold
     assert [strategy.hit(minute, "kbchat", "10.9.9.9", "chat") for _ in range(3)] == [True, True, False]
+
+
+def test_with_limits_switched_off_hits_carry_no_limit_headers(make_client: AppFactory) -> None:
+    client = make_client()
+    client.app.state.limiter.enabled = False  # type: ignore[attr-defined]
+    client.post("/chat", json=QUESTION)
+    hit = client.post("/chat", json=QUESTION)
+    assert hit.status_code == 200 and hit.json()["cached"] is True
+    assert "x-ratelimit-limit" not in hit.headers
