@@ -18,7 +18,7 @@ from api.cache import AnswerCache, cache_key
 from api.ingest_lock import ingest_guard
 from api.metrics import Metrics
 from api.settings import Settings
-from rag.embedder import Embedder
+from rag.embedder import Embedder, embedder_for
 from rag.errors import EmbeddingError
 from rag.ingestion import IngestReport, ProgressFactory, ensure_ingested
 from rag.reindex import Reindexer, logged_progress
@@ -77,13 +77,7 @@ def build_services(
     if not rag.chroma_host:
         own_embedded_store(rag.chroma_path)  # a second worker on the same folder stops here, clearly
     store = open_store(rag)
-    embedder = Embedder(
-        rag.embedding_model,
-        rag.embedding_batch_size,
-        backend=rag.embedding_backend,
-        cache_dir=rag.embedding_cache_dir,
-        threads=rag.embedding_threads,
-    )
+    embedder = embedder_for(rag)
     guard = ingest_guard(settings)
 
     def ingest(progress: ProgressFactory) -> IngestReport:

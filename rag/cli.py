@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from rag.backup import BackupError, export_store, import_store
-from rag.embedder import Embedder
+from rag.embedder import Embedder, embedder_for
 from rag.errors import EmbeddingError
 from rag.ingestion import compare, desired_manifest, desired_parameters, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
@@ -34,21 +34,11 @@ def _progress_bar(total: int) -> Callable[[int], None]:
     return advance
 
 
-def _embedder(settings: RagSettings) -> Embedder:
-    return Embedder(
-        settings.embedding_model,
-        settings.embedding_batch_size,
-        backend=settings.embedding_backend,
-        cache_dir=settings.embedding_cache_dir,
-        threads=settings.embedding_threads,
-    )
-
-
 def _ingest(settings: RagSettings, force: bool) -> int:
     if not settings.chroma_host:
         own_embedded_store(settings.chroma_path)
     store = open_store(settings)
-    embedder = _embedder(settings)
+    embedder = embedder_for(settings)
     report = ensure_ingested(store, embedder, settings, progress=_progress_bar, force=force)
     sys.stdout.write(
         f"{report.status}: {report.files} files, {report.chunks} chunks "
@@ -113,7 +103,7 @@ def _eval(
         eval_settings = settings.model_copy(update={"knowledge_dir": knowledge, "chroma_path": store_path})
         own_embedded_store(store_path)
         store = KnowledgeStore.persistent(store_path, settings.collection_prefix)
-        embedder = _embedder(settings)
+        embedder = embedder_for(settings)
         ensure_ingested(store, embedder, eval_settings, progress=_progress_bar)
         embedder.embed_query("warm-up")  # the first call pays for lazy set-up, not retrieval
         for mode in modes:

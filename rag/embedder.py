@@ -16,7 +16,7 @@ import structlog
 from cachetools import LRUCache
 
 from rag.errors import EmbeddingError
-from rag.settings import DEFAULT_EMBEDDING_MODEL
+from rag.settings import DEFAULT_EMBEDDING_MODEL, RagSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -235,3 +235,14 @@ class Embedder:
         with self._queries_lock:
             self._queries[text] = encoded[0]
         return encoded[0].tolist()  # type: ignore[no-any-return]
+
+
+def embedder_for(settings: RagSettings) -> Embedder:
+    """The embedder the settings describe: model, batch size, backend, graph cache and threads."""
+    return Embedder(
+        settings.embedding_model,
+        settings.embedding_batch_size,
+        backend=settings.embedding_backend,
+        cache_dir=settings.embedding_cache_dir,
+        threads=settings.embedding_threads,
+    )
