@@ -10,10 +10,13 @@ check already made with it, so neither is done twice).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from functools import partial
 from typing import Any
 
 from fastapi.routing import APIRoute
+from limits.storage import MemoryStorage
 from pydantic import ValidationError
 from slowapi.errors import RateLimitExceeded
 from starlette.requests import Request
@@ -59,9 +62,13 @@ class CachedAnswers:
         route = self.route
         scope["route"] = route  # what the metrics label and the 429 handler read
         limiter = app.state.limiter
+        # Counters in Redis cost a round trip (slowapi's calls are synchronous): made in a worker thread,
+        # never on the event loop. In-process counters are cheaper than the thread hop.
+        remote = not isinstance(limiter.limiter.storage, MemoryStorage)
         started = time.perf_counter()
+        check = partial(limiter._check_request_limit, request, route.endpoint, False)
         try:
-            limiter._check_request_limit(request, route.endpoint, False)
+            await asyncio.to_thread(check) if remote else check()
         except RateLimitExceeded as exc:
             response = await app.exception_handlers[RateLimitExceeded](request, exc)
             await response(scope, receive, send)
@@ -74,7 +81,8 @@ class CachedAnswers:
         reply = answered(services, body, slot.hit, cached=True, elapsed=time.perf_counter() - started)
         response = Response(reply.model_dump_json(), media_type="application/json")
         # None when limits are switched off: slowapi then adds no headers, on either path.
-        limiter._inject_headers(response, getattr(request.state, "view_rate_limit", None))
+        inject = partial(limiter._inject_headers, response, getattr(request.state, "view_rate_limit", None))
+        await asyncio.to_thread(inject) if remote else inject()
         await response(scope, receive, send)
         return True
 

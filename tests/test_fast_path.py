@@ -3,6 +3,7 @@ counts and errors as the route gives, and everything else still reaches the rout
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -147,3 +148,29 @@ def test_with_limits_switched_off_hits_carry_no_limit_headers(make_client: AppFa
     hit = client.post("/chat", json=QUESTION)
     assert hit.status_code == 200 and hit.json()["cached"] is True
     assert "x-ratelimit-limit" not in hit.headers
+
+
+def test_with_counters_in_redis_hits_check_limits_off_the_event_loop(
+    make_client: AppFactory, redis_url: str
+) -> None:
+    client = make_client(api={"redis_url": redis_url, "rate_limit_chat": "3/minute"})
+    storage = client.app.state.limiter.limiter.storage  # type: ignore[attr-defined]
+    on_loop: list[bool] = []
+    original = storage.incr
+
+    def recording_incr(*args: object, **kwargs: object) -> object:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return original(*args, **kwargs)
+
+    client.post("/chat", json=QUESTION)  # a miss: the route counts it, as it always did
+    on_loop.clear()
+    storage.incr = recording_incr
+    replies = [client.post("/chat", json=QUESTION) for _ in range(3)]
+
+    assert [r.status_code for r in replies] == [200, 200, 429]
+    assert replies[0].json()["cached"] is True and replies[0].headers["x-ratelimit-remaining"] == "1"
+    assert on_loop == [False, False, False]  # every count made in a worker thread
