@@ -11,11 +11,11 @@ import itertools
 import json
 import math
 import os
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -96,7 +96,7 @@ async def _read(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
 
 def server_cpu(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -157,7 +157,3 @@ def run_load(
 
 def forever(call: Call) -> Iterator[Call]:
     return itertools.repeat(call)
-
-
-def median_ms(values: list[float]) -> float:
-    return statistics.median(values) * 1000
