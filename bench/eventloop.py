@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.client import Call, LoadResult, run_load
 from bench.corpus import corpus
-from bench.service import corpus_env, running, wait_embedder_ready
+from bench.service import corpus_env, ready
 
 CHATS = 8
 HEALTH_CHECKS = 300
@@ -26,10 +26,8 @@ def run() -> dict[str, float]:
     data = corpus()
     with (
         tempfile.TemporaryDirectory(prefix="bench-eventloop-") as tmp,
-        running(corpus_env(data), Path(tmp) / "service.log") as service,
+        ready(corpus_env(data), Path(tmp) / "service.log") as service,
     ):
-        service.wait_healthy()
-        wait_embedder_ready(service)
         idle = _health(service.url)
         stop = threading.Event()
         # Each chat asks a question not asked before: a cache miss, so retrieval and generation run.

@@ -17,7 +17,7 @@ import httpx
 from bench.client import Call, Reply, run_load
 from bench.corpus import corpus
 from bench.server import ROOT
-from bench.service import ask, corpus_env, running, wait_embedder_ready
+from bench.service import ask, corpus_env, ready
 
 REQUESTS = int(os.environ.get("BENCH_LOAD_REQUESTS", "2000"))
 CONNECTIONS = 32
@@ -78,10 +78,8 @@ def run() -> dict[str, float]:
         )
         with (
             tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
-            running(env, Path(tmp) / "service.log") as service,
+            ready(env, Path(tmp) / "service.log") as service,
         ):
-            service.wait_healthy()
-            wait_embedder_ready(service)
             ask(service, "warm-up: " + data.queries[-1])
             result = run_load(
                 service.url,

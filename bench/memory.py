@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from bench.corpus import corpus
-from bench.service import ask, corpus_env, peak_rss_mb, running, wait_embedder_ready
+from bench.service import ask, corpus_env, peak_rss_mb, ready
 
 QUESTIONS = 60
 
@@ -18,10 +18,8 @@ def run() -> dict[str, float]:
     data = corpus()
     with (
         tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp,
-        running(corpus_env(data), Path(tmp) / "service.log") as service,
+        ready(corpus_env(data), Path(tmp) / "service.log") as service,
     ):
-        service.wait_healthy()
-        wait_embedder_ready(service)
         idle = peak_rss_mb(service.process.pid)
         for question in data.queries[:QUESTIONS]:
             ask(service, question)

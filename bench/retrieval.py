@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.corpus import corpus
 from bench.raw_retrieval import WARM_UP
 from bench.server import ROOT
-from bench.service import ask, corpus_env, log_events, running, wait_embedder_ready
+from bench.service import ask, corpus_env, log_events, ready
 
 PAUSE = 0.03  # seconds between questions in the paced floor: about an uncached answer's other work
 
@@ -46,13 +46,11 @@ def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
         listed = Path(tmp) / "queries.json"
         listed.write_text(json.dumps(questions))
-        with running(corpus_env(data), Path(tmp) / "service.log") as service:
-            service.wait_healthy()
-            wait_embedder_ready(service)
+        with ready(corpus_env(data), Path(tmp) / "service.log") as service:
             for question in questions[-WARM_UP:]:
                 ask(service, question, use_cache=False)
-            ready = log_events(service, "embedder_ready")
-            backend = "onnx" if ready and ready[-1].get("backend") == "onnx" else "sentence-transformers"
+            loaded = log_events(service, "embedder_ready")
+            backend = "onnx" if loaded and loaded[-1].get("backend") == "onnx" else "sentence-transformers"
             end_to_end = []
             for question in questions[:-WARM_UP]:
                 started = time.perf_counter()

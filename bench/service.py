@@ -37,6 +37,15 @@ def running(env: dict[str, str], log: Path, module: str = "api") -> Iterator[Ser
         server.stop()
 
 
+@contextmanager
+def ready(env: dict[str, str], log: Path) -> Iterator[ServerProcess]:
+    """The service, healthy and with its embedder loaded: what a benchmark of answering starts from."""
+    with running(env, log) as server:
+        server.wait_healthy()
+        wait_embedder_ready(server)
+        yield server
+
+
 def wait_embedder_ready(server: ServerProcess, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

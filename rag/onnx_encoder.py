@@ -123,13 +123,14 @@ class ModelInfo:
     lowercase: bool
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, kind: type = dict) -> Any:
+    """A model folder's JSON file, which must hold a `kind` (an object by default)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UnsupportedModelError(f"{path} could not be read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UnsupportedModelError(f"{path} is not a JSON object")
+    if not isinstance(data, kind):
+        raise UnsupportedModelError(f"{path} is not a JSON {'object' if kind is dict else 'list'}")
     return data
 
 
@@ -157,12 +158,7 @@ def inspect_model(model_dir: Path) -> ModelInfo:
     modules_file = model_dir / "modules.json"
     if not modules_file.is_file():
         raise UnsupportedModelError(f"{model_dir} has no modules.json: its pooling is not declared")
-    try:
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UnsupportedModelError(f"{modules_file} could not be read: {exc}") from exc
-    if not isinstance(modules, list):
-        raise UnsupportedModelError(f"{modules_file} is not a list of modules")
+    modules = _read_json(modules_file, list)
     kinds = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
     if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
         raise UnsupportedModelError(f"{model_dir}: modules {kinds} (only Transformer, Pooling[, Normalize])")
