@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from rag.loading import Document
+from rag.markdown import heading
 from rag.tokens import TokenCounter
 
 # Bump whenever a change here changes the chunks: stores built by another version are rebuilt.
-CHUNKER_VERSION = 3
+# 4: headings read by rag.markdown (a closing `#` run needs whitespace before it: `## C#` keeps its `#`);
+# chunks bounded in characters as well as tokens.
+CHUNKER_VERSION = 4
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _SPECIAL_TOKENS = 2  # [CLS] and [SEP] take room in the window too
 _MIN_BUDGET = 32  # a heading path longer than the window must still leave room for text
+# A "word" the tokenizer cannot split (2 MB of one letter) is a single unknown token: chunks are bounded
+# in characters too, so that no passage handed to a model or a visitor is megabytes long.
+_MAX_CHARS_PER_TOKEN = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +102,21 @@ def _sections(doc: Document) -> list[tuple[tuple[str, ...], str]]:
     for line in doc.text.split("\n"):
         if line.lstrip().startswith("```"):
             in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line)
-        if match is None:
+        found = None if in_fence else heading(line)
+        if found is None:
             lines.append(line)
             continue
         flush()
-        level = len(match.group(1))
+        level, title = found
         while stack and stack[-1][0] >= level:
             stack.pop()
-        stack.append((level, match.group(2).strip()))
+        stack.append((level, title))
     flush()
     return sections
 
 
 def _paragraphs(body: str) -> list[str]:
+    # Linear: a failed try from a newline means its run of whitespace holds no other newline to start from.
     return [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
 
 
@@ -121,7 +128,7 @@ def _pack(paragraphs: list[str], budget: int, overlap: int, tokens: TokenCounter
     counted = dict(zip(short, tokens.count(short), strict=True))
     for paragraph in paragraphs:
         count = counted.get(paragraph, budget + 1)
-        if count <= budget:
+        if count <= budget and len(paragraph) <= budget * _MAX_CHARS_PER_TOKEN:
             units.append((paragraph, "\n\n", count))
             continue
         pieces = _sentences_within(paragraph, budget, tokens)
@@ -132,11 +139,12 @@ def _pack(paragraphs: list[str], budget: int, overlap: int, tokens: TokenCounter
 
     chunks: list[str] = []
     current, used = "", 0
+    most = budget * _MAX_CHARS_PER_TOKEN
     for text, joiner, count in units:
-        if current and used + count > budget:
+        if current and (used + count > budget or len(current) + len(text) > most):
             chunks.append(current)
             tail, tail_tokens = _overlap_tail(current, overlap, tokens)
-            if tail and tail_tokens + count <= budget:
+            if tail and tail_tokens + count <= budget and len(tail) + len(text) <= most:
                 current, used = f"{tail}{joiner}{text}", tail_tokens + count
             else:
                 current, used = text, count
@@ -152,16 +160,35 @@ def _sentences_within(text: str, budget: int, tokens: TokenCounter) -> list[str]
     sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
     parts: list[str] = []
     for sentence, count in zip(sentences, tokens.count(sentences), strict=True):
-        while count > budget:
-            cut = tokens.cut(sentence, budget)
-            space = sentence.rfind(" ", 0, cut)
-            cut = space if space > cut // 2 else max(cut, 1)
-            parts.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-            count = tokens.count([sentence])[0]
-        if sentence:
+        if count > budget or len(sentence) > budget * _MAX_CHARS_PER_TOKEN:
+            parts.extend(_cut(sentence, budget, tokens))
+        else:
             parts.append(sentence)
     return parts
+
+
+def _cut(sentence: str, budget: int, tokens: TokenCounter) -> list[str]:
+    """`sentence` in pieces of at most `budget` tokens, each cut on a space near its end where there is one.
+
+    The sentence is tokenized once and cut along those offsets: re-tokenizing the rest after every cut was
+    quadratic, and one long run without a full stop (a file of 2 million characters) would stall an ingest
+    for hours."""
+    starts = tokens.starts(sentence)
+    most = budget * _MAX_CHARS_PER_TOKEN
+    pieces: list[str] = []
+    begin, first = 0, 0  # where the rest begins: a character offset, and its first token
+    while True:
+        by_tokens = starts[first + budget] if len(starts) - first > budget else len(sentence)
+        cut = min(by_tokens, begin + most)
+        if cut >= len(sentence):
+            break
+        space = sentence.rfind(" ", begin, cut)
+        if space > begin + (cut - begin) // 2:
+            cut = space
+        pieces.append(sentence[begin:cut].strip())
+        begin, first = cut, bisect_left(starts, cut, lo=first)
+    rest = sentence[begin:].strip()
+    return [piece for piece in (*pieces, rest) if piece]
 
 
 def _overlap_tail(text: str, overlap: int, tokens: TokenCounter) -> tuple[str, int]:
@@ -192,8 +219,8 @@ class _Remembered:
         self._known.update(zip(missing, self._tokens.count(missing), strict=True))
         return [self._known[t] for t in texts]
 
-    def cut(self, text: str, tokens: int) -> int:
-        return self._tokens.cut(text, tokens)
+    def starts(self, text: str) -> list[int]:
+        return self._tokens.starts(text)
 
 
 def _chunk_id(source: str, embedded: str, occurrence: int) -> str:

@@ -26,8 +26,8 @@ class TokenCounter(Protocol):
 
     def count(self, texts: list[str]) -> list[int]: ...
 
-    def cut(self, text: str, tokens: int) -> int:
-        """Where in `text` (a character offset) its first `tokens` tokens end."""
+    def starts(self, text: str) -> list[int]:
+        """Where in `text` (character offsets) each of its tokens starts."""
         ...
 
 
@@ -44,9 +44,8 @@ class ModelTokens:
             return []
         return [len(e.ids) for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
 
-    def cut(self, text: str, tokens: int) -> int:
-        offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
-        return len(text) if tokens >= len(offsets) else int(offsets[tokens][0])
+    def starts(self, text: str) -> list[int]:
+        return [int(start) for start, _ in self._tokenizer.encode(text, add_special_tokens=False).offsets]
 
 
 class WordTokens:
@@ -58,10 +57,10 @@ class WordTokens:
     def count(self, texts: list[str]) -> list[int]:
         return [math.ceil(len(_WORD.findall(text)) * _TOKENS_PER_WORD) for text in texts]
 
-    def cut(self, text: str, tokens: int) -> int:
-        words = list(_WORD.finditer(text))
-        keep = int(tokens / _TOKENS_PER_WORD)
-        return len(text) if keep >= len(words) else words[keep].start()
+    def starts(self, text: str) -> list[int]:
+        words = [word.start() for word in _WORD.finditer(text)]
+        estimate = math.ceil(len(words) * _TOKENS_PER_WORD)
+        return [words[int(token / _TOKENS_PER_WORD)] for token in range(estimate)]
 
 
 @lru_cache(maxsize=4)
