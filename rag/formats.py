@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 class UnreadableFile(Exception):
-    """The file could not be turned into text (corrupt, encrypted, not what its name says)."""
+    """The file could not be turned into text (corrupt, encrypted, too large, not what its name says)."""
 
 
 # Content a visitor never sees in the page.
@@ -47,6 +47,7 @@ class _VisibleText(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.length = 0  # characters in parts
         self.title = ""
         self._skipping: list[str] = []  # open tags whose content is not shown
         self._in_title = False
@@ -84,35 +85,61 @@ class _VisibleText(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
-            self.title += data
+            self.title = (self.title + data)[:_MAX_TITLE]
         elif not self._skipping:
-            self.parts.append(re.sub(r"\s+", " ", data))
+            piece = re.sub(r"\s+", " ", data)
+            self.parts.append(piece)
+            self.length += len(piece)
 
 
-def html_to_text(raw: str) -> tuple[str, str]:
-    """(title, text): headings become Markdown headings so that chunks keep their section path."""
+_MAX_TITLE = 500
+_FEED = 1 << 20  # characters handed to the parser at a time, so that a page over the limit stops early
+
+
+def html_to_text(raw: str, max_chars: int | None = None) -> tuple[str, str]:
+    """(title, text): headings become Markdown headings so that chunks keep their section path. A page
+    whose visible text passes `max_chars` is refused as soon as it does (the parser is slow: ~0.5 MB/s)."""
     parser = _VisibleText()
-    parser.feed(raw)
+    for start in range(0, len(raw), _FEED):
+        parser.feed(raw[start : start + _FEED])
+        if max_chars is not None and parser.length > max_chars:
+            raise UnreadableFile(too_long(max_chars))
     parser.close()
     lines = [line.strip() for line in "".join(parser.parts).splitlines()]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     return parser.title.strip(), text
 
 
-def pdf_to_text(path: Path) -> tuple[str, str]:
-    """(title, text) from a PDF's text layer; scanned pages without one yield nothing."""
+def pdf_to_text(path: Path, max_chars: int) -> tuple[str, str]:
+    """(title, text) from a PDF's text layer; scanned pages without one yield nothing.
+
+    Run it through `rag.isolated.Parsers`: pypdf raises more than its documented errors on damaged files
+    (`LimitReachedError` on a stream inflating past its limit, `AttributeError` and others on mangled
+    objects), and its memory and time on a hostile file are bounded only by the child process."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(path)
         if reader.is_encrypted:
             raise UnreadableFile("encrypted PDF")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        pages: list[str] = []
+        length = 0
+        for page in reader.pages:
+            text = (page.extract_text() or "").strip()
+            length += len(text)
+            if length > max_chars:
+                raise UnreadableFile(too_long(max_chars))
+            pages.append(text)
         title = str((reader.metadata.title if reader.metadata else None) or "")
-    except (PdfReadError, OSError, ValueError, KeyError) as exc:
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # any parser failure is this one file's problem, never the ingest's
         raise UnreadableFile(f"unreadable PDF: {type(exc).__name__}") from exc
     text = "\n\n".join(page for page in pages if page)
     if not text:
         raise UnreadableFile("no text layer (a scanned PDF needs OCR first)")
     return title.strip(), text
+
+
+def too_long(max_chars: int) -> str:
+    return f"more than {max_chars:,} characters of text (KNOWLEDGE_MAX_TEXT_CHARS): split the file"

@@ -20,7 +20,7 @@ import structlog
 
 from rag.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from rag.embedder import Embedder, resolve_model_path
-from rag.loading import SourceFile, UnreadableFile, load, scan
+from rag.loading import ReadLimits, SourceFile, UnreadableFile, load, scan
 from rag.manifest import FileEntry, Manifest
 from rag.settings import RagSettings
 from rag.store import KnowledgeStore
@@ -187,18 +187,28 @@ def _chunk_files(
     chunks: list[Chunk] = []
     entries: dict[str, FileEntry] = {}
     now = time.time()
-    for source in sources:
-        try:
-            document = load(source)
-        except UnreadableFile as exc:
-            # One bad file must not keep the rest of the knowledge from being served.
-            log.warning("knowledge_file_skipped", source=source.relative, reason=str(exc))
-            entries[source.relative] = FileEntry(source.sha256, 0, now, skipped=str(exc))
-            continue
-        found = chunk_document(document, settings.chunk_size, settings.chunk_overlap, tokens)
-        entries[source.relative] = FileEntry(source.sha256, len(found), now)
-        chunks.extend(found)
+    limits = ReadLimits.of(settings)
+    with limits.parsers() as parsers:
+        for source in sources:
+            try:
+                document = load(source, limits, parsers)
+                found = chunk_document(document, settings.chunk_size, settings.chunk_overlap, tokens)
+            except UnreadableFile as exc:
+                # One bad file must not keep the rest of the knowledge from being served.
+                _skipped(entries, source, str(exc), now)
+                continue
+            except Exception as exc:  # a failure nobody foresaw, on outside input: still this file only
+                log.exception("knowledge_file_failed", source=source.relative)
+                _skipped(entries, source, f"could not be read ({type(exc).__name__})", now)
+                continue
+            entries[source.relative] = FileEntry(source.sha256, len(found), now)
+            chunks.extend(found)
     return chunks, entries
+
+
+def _skipped(entries: dict[str, FileEntry], source: SourceFile, reason: str, now: float) -> None:
+    log.warning("knowledge_file_skipped", source=source.relative, reason=reason)
+    entries[source.relative] = FileEntry(source.sha256, 0, now, skipped=reason)
 
 
 def _embed_and_add(

@@ -61,6 +61,20 @@ class RagSettings(BaseSettings):
     chunk_overlap: int = Field(
         default=32, ge=0, description="Tokens of whole sentences carried into the next chunk."
     )
+    knowledge_max_file_mb: float = Field(
+        default=25, gt=0, description="Largest knowledge file read; a larger one is skipped with a log line."
+    )
+    knowledge_max_text_chars: int = Field(
+        default=2_000_000,
+        ge=1000,
+        description="Most text one file may give (a PDF can inflate); more: skipped.",
+    )
+    parser_timeout: float = Field(
+        default=60, gt=0, description="Seconds a PDF or HTML file may take to parse; longer: skipped."
+    )
+    parser_memory_mb: int = Field(
+        default=1024, ge=128, description="Memory the process parsing one PDF or HTML file may use."
+    )
     top_k: int = Field(default=4, ge=1, le=50, description="Passages retrieved per question.")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
         default="hybrid", description="dense (MiniLM), lexical (BM25) or hybrid (both, fused)."
