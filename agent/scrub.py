@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 REDACTED = "[redacted]"
 
@@ -60,4 +61,8 @@ class LeakGuard:
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
+    """Words as a reader sees them: invisible format characters (zero-width spaces and joiners, soft
+    hyphens, direction marks) dropped and look-alike forms (full-width letters, ligatures) folded, so that
+    none of them can split a word and slip a repeated instruction past the comparison."""
+    visible = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+    return re.findall(r"[a-z0-9']+", visible.casefold())

@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from slowapi import Limiter
 
 from agent.agent import Answer, Sources, Text
 from agent.conversations import Turn
 from api.deps import ServicesDep
 from api.origins import check_origin
-from api.schemas import OpenAIErrorBody, check_length, clean_text, sources_of
+from api.schemas import OpenAIErrorBody, check_length, clean_text, no_lone_surrogates, sources_of
 from api.services import CacheSlot, Services
 from api.settings import MESSAGE_CHARS_CEILING, ApiSettings
 from api.sse import SSE_HEADERS
@@ -58,6 +58,8 @@ class CompletionRequest(BaseModel):
     model: str = MODEL_ID
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
+
+    _valid_unicode = model_validator(mode="before")(no_lone_surrogates)
 
     @field_validator("messages")
     @classmethod

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.settings import MESSAGE_CHARS_CEILING
 from rag.retriever import Passage
@@ -18,6 +18,26 @@ _INVISIBLE = re.compile(
     # the visitor, they only serve to smuggle text past a reader or a filter.
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
+
+
+def no_lone_surrogates(data: Any) -> Any:
+    """A `model_validator(mode="before")` for request bodies: JSON may escape half of a UTF-16 pair
+    (`"\\ud800"`), which is no character at all and cannot be encoded; refused as invalid wherever it is in
+    the body (fields the service ignores included), instead of failing later as a 500."""
+    pending = [data]
+    while pending:  # a loop, not recursion: a deeply nested body must not exhaust the stack
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must not contain lone UTF-16 surrogates (invalid Unicode)") from None
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return data
 
 
 def clean_text(value: str) -> str:
@@ -55,7 +75,11 @@ class ChatRequest(BaseModel):
         pattern=SESSION_ID_PATTERN,
         description="Conversation id (the widget makes a UUID): the last turns are kept for follow-ups.",
     )
-    use_cache: bool = Field(default=True, description="false: skip the cache lookup (the answer is stored).")
+    use_cache: bool = Field(
+        default=True, description="false: skip the cache lookup; the answer is then not stored either."
+    )
+
+    _valid_unicode = model_validator(mode="before")(no_lone_surrogates)
 
     @field_validator("message")
     @classmethod

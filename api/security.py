@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
+import time
 from typing import Any
 
+import structlog
 from fastapi import HTTPException, Request
+from limits import parse
 
 from api.deps import ServicesDep
+from api.limiter import client_address
 from api.schemas import ErrorBody
 
+log = structlog.get_logger(__name__)
+
 _BEARER = "bearer "
+_FAILURES = "admin-auth-failures"  # the limiter's namespace for wrong tokens, per client address
 
 
 async def require_admin(request: Request, services: ServicesDep) -> None:
@@ -31,8 +39,22 @@ async def require_admin(request: Request, services: ServicesDep) -> None:
             detail="Admin calls need an Authorization: Bearer <ADMIN_TOKEN> header.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    # Wrong tokens are counted per address (in the app's limiter: Redis when replicas share one), and an
+    # address past its budget is refused before its token is even compared: guessing gets nowhere.
+    counter = request.app.state.limiter.limiter
+    budget = parse(services.settings.api.rate_limit_admin_failures)
+    address = client_address(request)
+    if not await asyncio.to_thread(counter.test, budget, _FAILURES, address):
+        reset, _ = await asyncio.to_thread(counter.get_window_stats, budget, _FAILURES, address)
+        raise HTTPException(
+            status_code=429,
+            detail="Too many wrong admin tokens from this address; try again later.",
+            headers={"Retry-After": str(max(1, int(reset - time.time()) + 1))},
+        )
     given = header[len(_BEARER) :].strip().encode()
     if not hmac.compare_digest(given, token.get_secret_value().encode()):
+        await asyncio.to_thread(counter.hit, budget, _FAILURES, address)
+        log.warning("admin_token_refused", client=address, path=request.url.path)
         raise HTTPException(status_code=403, detail="The admin token is not valid.")
 
 
@@ -46,4 +68,5 @@ def _is_loopback(host: str) -> bool:
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No admin token given (ADMIN_TOKEN is set)"},
     403: {"model": ErrorBody, "description": "Wrong admin token, or not from this machine"},
+    429: {"model": ErrorBody, "description": "Too many wrong admin tokens from this address"},
 }

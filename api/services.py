@@ -55,12 +55,14 @@ class Services:
 
     async def cache_slot(self, question: str, *, history: tuple[Turn, ...], lookup: bool = True) -> CacheSlot:
         """The lookup comes before any model or store work: the key needs neither. An answer that depends
-        on a conversation is neither served from nor written to the shared cache."""
-        if history:
+        on a conversation is neither served from nor written to the shared cache; nor is one asked for with
+        the cache bypassed (`lookup=False`): otherwise a visitor could re-ask a popular question until a
+        sampling model says something bad, and have that served to everyone for the cache's lifetime."""
+        if history or not lookup:
             return CacheSlot(self.cache, None, None)
         key = cache_key(question, self.agent.cache_context())
-        hit = await self.cache.get(key) if lookup and self.cache.enabled else None
-        if lookup and self.cache.enabled:
+        hit = await self.cache.get(key) if self.cache.enabled else None
+        if self.cache.enabled:
             self.metrics.cache_lookups.labels("hit" if hit else "miss").inc()
         return CacheSlot(self.cache, key, hit)
 

@@ -14,10 +14,12 @@ from rag.settings import RagSettings
 
 # What MAX_MESSAGE_CHARS may be raised to (the request schema's own bound).
 MESSAGE_CHARS_CEILING = 8000
+# A shorter admin token could be guessed; `openssl rand -hex 24` gives 48 characters.
+ADMIN_TOKEN_MIN = 16
 
 
 class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     host: str = Field(default="127.0.0.1")
     port: int = Field(default=8000, ge=1, le=65535)
@@ -26,7 +28,9 @@ class ApiSettings(BaseSettings):
         description="Comma-separated proxy addresses or networks whose X-Forwarded-For is believed.",
     )
     admin_token: SecretStr | None = Field(
-        default=None, description="Bearer token for admin calls; unset: admin calls from loopback only."
+        default=None,
+        description=f"Bearer token for admin calls (at least {ADMIN_TOKEN_MIN} characters); unset: admin "
+        "calls from loopback only.",
     )
     allowed_origins: str = Field(
         default="",
@@ -47,6 +51,9 @@ class ApiSettings(BaseSettings):
     rate_limit_history: str = Field(default="60/minute")
     rate_limit_cache_clear: str = Field(default="5/minute")
     rate_limit_admin: str = Field(default="60/minute", description="Knowledge admin calls, per IP.")
+    rate_limit_admin_failures: str = Field(
+        default="10/minute", description="Wrong admin tokens per IP; past it, admin calls get 429."
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for the answer cache, rate-limit counters and conversations, shared by replicas.",
@@ -58,6 +65,16 @@ class ApiSettings(BaseSettings):
     )
     shutdown_grace: int = Field(
         default=30, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
+    )
+    max_header_bytes: int = Field(
+        default=32768,
+        ge=1024,
+        description="Largest request head (request line and headers) accepted; larger gets 431 and a close.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a connection has to send a complete request head; then 408 and a close.",
     )
     access_log: bool = Field(
         default=False,
@@ -74,6 +91,7 @@ class ApiSettings(BaseSettings):
         "rate_limit_stats",
         "rate_limit_history",
         "rate_limit_admin",
+        "rate_limit_admin_failures",
     )
     @classmethod
     def _valid_limit(cls, value: str) -> str:
@@ -81,6 +99,15 @@ class ApiSettings(BaseSettings):
             parse_many(value)
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '20/minute': {value!r}") from exc
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < ADMIN_TOKEN_MIN:
+            raise ValueError(
+                f"ADMIN_TOKEN must have at least {ADMIN_TOKEN_MIN} characters (try `openssl rand -hex 24`)"
+            )
         return value
 
 
