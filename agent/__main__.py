@@ -1,5 +1,5 @@
 import sys
 
-from agent.models_cli import main
+from agent.cli import main
 
 sys.exit(main())

@@ -1,7 +1,11 @@
-"""Builds the generator chain from settings; heavy libraries load only when a tier first runs."""
+"""Builds the agent and its generator chain from settings; heavy libraries load only when a tier first runs.
+
+The service and the answer evaluation build the agent here, so that what is measured is what visitors get.
+"""
 
 from __future__ import annotations
 
+from agent.agent import Agent, Replies
 from agent.chain import GeneratorChain, Tier
 from agent.circuit import CircuitBreaker
 from agent.generators.base import GenerationParams
@@ -10,7 +14,27 @@ from agent.generators.gemini import GeminiGenerator
 from agent.generators.local import LocalGenerator
 from agent.generators.openai_compat import OpenAICompatGenerator
 from agent.retry import RetryPolicy
+from agent.scrub import SecretScrubber
 from agent.settings import AgentSettings
+from agent.smalltalk import SmallTalkReplies
+from rag.retriever import Retriever
+
+
+def build_agent(settings: AgentSettings, retriever: Retriever, secrets: tuple[str, ...] = ()) -> Agent:
+    """`secrets`: values never to appear in an answer (API keys, the admin token)."""
+    replies = Replies(
+        contact_hint=settings.contact_hint,
+        no_answer=settings.no_answer_text,
+        small_talk=SmallTalkReplies(identity=settings.assistant_intro) if settings.small_talk else None,
+    )
+    return Agent(
+        retriever,
+        build_chain(settings),
+        replies,
+        relevance_floor=settings.relevance_floor,
+        max_answer_chars=settings.max_answer_chars,
+        scrubber=SecretScrubber(secrets),
+    )
 
 
 def build_chain(settings: AgentSettings) -> GeneratorChain:

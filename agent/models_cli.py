@@ -12,15 +12,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from agent.generators.local import model_slug
 from agent.settings import DEFAULT_LOCAL_MODEL, MINIMAL_LOCAL_MODEL, AgentSettings
-from rag.logs import LoggingSettings, configure_logging
 
 log = structlog.get_logger(__name__)
 
@@ -53,11 +52,13 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging(LoggingSettings())
-    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    download = sub.add_parser("download-models", help="download local models into MODELS_DIR and verify them")
+def add_parser(sub: Any) -> None:
+    download = sub.add_parser(
+        "download-models",
+        help="download local models into MODELS_DIR and verify them",
+        description=__doc__,
+    )
+    download.set_defaults(run=download_models)
     download.add_argument(
         "--model",
         action="append",
@@ -69,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--all", action="store_true", help="the default and the minimal model (and configured)"
     )
     download.add_argument("--models-dir", type=Path, default=None, help="target folder (default: MODELS_DIR)")
-    args = parser.parse_args(argv)
 
+
+def download_models(args: argparse.Namespace) -> int:
     offline = [name for name in _OFFLINE_VARIABLES if os.environ.get(name, "").strip().lower() in _TRUE]
     if offline:
         sys.stderr.write(

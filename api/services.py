@@ -7,13 +7,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from agent.agent import Agent, Answer, Replies
+from agent.agent import Agent, Answer
 from agent.conversations import ConversationStore, Turn
-from agent.factory import build_chain
+from agent.factory import build_agent
 from agent.generators.local import LocalGenerator
-from agent.scrub import SecretScrubber
-from agent.settings import AgentSettings
-from agent.smalltalk import SmallTalkReplies
 from api.cache import AnswerCache, cache_key
 from api.ingest_lock import ingest_guard
 from api.metrics import Metrics
@@ -95,15 +92,7 @@ def build_services(
 
     if settings.api.ingest_on_start:
         ingest(logged_progress())
-    retriever = Retriever(
-        store,
-        embedder,
-        rag.top_k,
-        mode=rag.retriever,
-        lexical_dir=rag.chroma_path / "lexical",
-        fusion=rag.hybrid_fusion,
-        alpha=rag.hybrid_alpha,
-    )
+    retriever = Retriever.of(store, embedder, rag)
     retriever.prepare()
 
     def reindex(progress: ProgressFactory) -> IngestReport:
@@ -111,14 +100,7 @@ def build_services(
         retriever.prepare()  # the new build's keyword index, before a visitor's question needs it
         return report
 
-    agent = Agent(
-        retriever,
-        build_chain(settings.agent),
-        _replies(settings.agent),
-        relevance_floor=settings.agent.relevance_floor,
-        max_answer_chars=settings.agent.max_answer_chars,
-        scrubber=SecretScrubber(settings.secrets()),
-    )
+    agent = build_agent(settings.agent, retriever, settings.secrets())
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:
         for tier in agent.chain.tiers:
@@ -129,14 +111,6 @@ def build_services(
         threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
     metrics.watch_chain(agent.chain)
     return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics)
-
-
-def _replies(settings: AgentSettings) -> Replies:
-    return Replies(
-        contact_hint=settings.contact_hint,
-        no_answer=settings.no_answer_text,
-        small_talk=SmallTalkReplies(identity=settings.assistant_intro) if settings.small_talk else None,
-    )
 
 
 def _warm(embedder: Embedder) -> None:

@@ -12,6 +12,7 @@ from typing import Literal
 from rag.chunking import indexed_text
 from rag.embedder import Embedder
 from rag.lexical import LexicalIndex
+from rag.settings import RagSettings
 from rag.store import Hit, KnowledgeStore
 
 RetrieverMode = Literal["dense", "lexical", "hybrid"]
@@ -54,6 +55,19 @@ class Retriever:
         self._lock = threading.Lock()
         # Keyword searches of questions being answered at once; each takes about a millisecond.
         self._keyword_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
+
+    @classmethod
+    def of(cls, store: KnowledgeStore, embedder: Embedder, settings: RagSettings) -> Retriever:
+        """The retriever the settings describe (the service and the evaluations build it here)."""
+        return cls(
+            store,
+            embedder,
+            settings.top_k,
+            mode=settings.retriever,
+            lexical_dir=settings.chroma_path / "lexical",
+            fusion=settings.hybrid_fusion,
+            alpha=settings.hybrid_alpha,
+        )
 
     def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
         """Blocking (model + store): call from a worker thread, not the event loop."""
