@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -81,15 +81,16 @@ class GeneratorChain:
         self.stats = ChainStats([t.generator.provider for t in tiers])
 
     def describe(self) -> list[TierView]:
-        return [
-            TierView(
-                t.generator,
-                t.generator.status(),
-                t.breaker.state if t.breaker else None,
-                self.stats.last_error(t.generator.provider),
-            )
-            for t in self.tiers
-        ]
+        """Each tier as health reports it: a tier whose circuit is open cannot answer now, whatever its
+        own status says."""
+        views = []
+        for t in self.tiers:
+            status, circuit = t.generator.status(), t.breaker.state if t.breaker else None
+            if circuit == "open" and status.usable:
+                detail = "circuit open after repeated failures; one trial request when it half-opens"
+                status = replace(status, state="unavailable", detail=detail)
+            views.append(TierView(t.generator, status, circuit, self.stats.last_error(t.generator.provider)))
+        return views
 
     def active(self) -> Generator | None:
         """The tier that answers when nothing fails: the first usable one whose circuit is not open."""
@@ -98,13 +99,19 @@ class GeneratorChain:
                 return tier.generator
         return None
 
+    def meant_to_answer(self) -> Generator | None:
+        """The best configured tier: the first usable one, open circuit or not. An answer from a tier below
+        it is a fallback: counted in `fallback_rate`, and not cached, so that once the tier recovers visitors
+        get its answers at once."""
+        return next((t.generator for t in self.tiers if t.generator.status().usable), None)
+
     def signature(self) -> str:
         """Identifies what would answer; part of the answer-cache key."""
         return "|".join(f"{t.generator.provider}:{t.generator.model}" for t in self.tiers)
 
     async def generate(self, prompt: Prompt) -> Generation:
         ends_at = self._clock() + self.deadline
-        best = self.active()
+        best = self.meant_to_answer()
         failures: list[str] = []
         for tier in self.tiers:
             if not self._admit(tier, ends_at, failures):
@@ -125,7 +132,7 @@ class GeneratorChain:
         first piece falls through to the next one inside the same stream; one that fails after it raises
         `StreamInterrupted` (the visitor already has part of its answer)."""
         ends_at = self._clock() + self.deadline
-        best = self.active()
+        best = self.meant_to_answer()
         failures: list[str] = []
         for tier in self.tiers:
             if not self._admit(tier, ends_at, failures):

@@ -192,11 +192,18 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
 
     assert [ask(n) for n in range(3)] == ["openai"] * 3
     assert fake_gemini.calls == 3 and circuit() == "open"
-    assert client.get("/health").json()["llm"]["active"] == "openai"
+    health = client.get("/health").json()["llm"]
+    assert health["active"] == "openai"
+    gemini = next(t for t in health["chain"] if t["provider"] == "gemini")
+    assert gemini["state"] == "unavailable" and "circuit open" in gemini["detail"] and gemini["configured"]
+    assert client.get("/stats/llm").json()["tiers"]["gemini"]["state"] == "unavailable"
 
     assert [ask(n) for n in range(3, 6)] == ["openai"] * 3
     assert fake_gemini.calls == 3  # an open circuit costs visitors nothing
-    assert client.get("/stats/llm").json()["tiers"]["gemini"]["skipped"] == {"circuit_open": 3}
+    stats = client.get("/stats/llm").json()
+    assert stats["tiers"]["gemini"]["skipped"] == {"circuit_open": 3}
+    # Answers from below the best configured tier are fallbacks, open circuit or not.
+    assert stats["fallback_rate"] == 1.0
 
     time.sleep(1.1)
     assert circuit() == "half_open"
