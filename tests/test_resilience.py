@@ -202,8 +202,11 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     assert fake_gemini.calls == 3  # an open circuit costs visitors nothing
     stats = client.get("/stats/llm").json()
     assert stats["tiers"]["gemini"]["skipped"] == {"circuit_open": 3}
-    # Answers from below the best configured tier are fallbacks, open circuit or not.
+    # Answers from below the best configured tier are fallbacks, open circuit or not: counted, and not
+    # cached (once Gemini is back, visitors get its answers at once).
     assert stats["fallback_rate"] == 1.0
+    same = {"message": "When is your support desk open?"}
+    assert [client.post("/chat", json=same).json()["cached"] for _ in range(2)] == [False, False]
 
     time.sleep(1.1)
     assert circuit() == "half_open"
