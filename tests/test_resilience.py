@@ -54,8 +54,10 @@ def remote_settings(gemini: FakeGemini, openai: FakeOpenAI, **overrides: Any) ->
         "gemini_base_url": gemini.url,
         "openai_base_url": openai.base_url,
         "openai_model": "fake-model",
-        "gemini_timeout": 0.6,
-        "openai_timeout": 0.6,
+        # Long enough that a fake's quick reply never times out on a busy shared machine (0.6 s did, now and
+        # then), short enough against the hanging reply below.
+        "gemini_timeout": 1.5,
+        "openai_timeout": 1.5,
         "max_retries": RETRIES,
         "retry_delay": 0.05,
         "answer_deadline": 15.0,
