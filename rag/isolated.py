@@ -67,11 +67,15 @@ class Parsers:
             worker.stdin.write(json.dumps([kind, *args]).encode() + b"\n")
             worker.stdin.flush()
             line = _read_line(worker.stdout.fileno(), self.seconds)
-        except (OSError, ParserFailed) as exc:
-            reason = str(exc) if isinstance(exc, ParserFailed) else "the parser process died"
+            ok, value, sound = json.loads(line)
+        except (OSError, ValueError, ParserFailed) as exc:
+            if isinstance(exc, ParserFailed):
+                reason = str(exc)
+            else:
+                reason = "the parser process died" if isinstance(exc, OSError) else "unreadable parser reply"
+            reason = _death(reason, worker, self.memory_bytes)  # before close(), whose kill would read as one
             self.close()  # whatever state it is in, the next file starts a fresh one
-            raise ParserFailed(_death(reason, worker, self.memory_bytes)) from exc
-        ok, value, sound = json.loads(line)
+            raise ParserFailed(reason) from exc
         if not ok:
             if not sound:
                 self.close()  # after MemoryError or an unforeseen exception its state is not to be trusted
