@@ -26,6 +26,7 @@ from typing import Literal
 from agent.agent import Agent, Answer, Done, Text
 from agent.conversations import Turn
 from agent.facts import unsupported
+from agent.stats import percentile
 
 Scope = Literal["in", "out"]
 _KEYS = {"q", "facts", "scope", "session"}
@@ -199,8 +200,8 @@ def summarize(records: Sequence[Record]) -> Summary:
         out_of_scope=sum(1 for r in records if r.item.scope == "out"),
         invented=sum(1 for r in records if r.verdict.invented),
         tiers=dict(Counter(_tier(r.answer) for r in records).most_common()),
-        p50=_percentile(latencies, 0.5),
-        p95=_percentile(latencies, 0.95),
+        p50=percentile(latencies, 0.5) if latencies else 0.0,
+        p95=percentile(latencies, 0.95) if latencies else 0.0,
         first_text_p50=statistics.median(firsts) if firsts else None,
         tokens_per_second=statistics.median(rates) if rates else None,
     )
@@ -232,9 +233,3 @@ def report(records: Sequence[Record], label: str, *, failures: bool = True) -> l
 def _tier(answer: Answer) -> str:
     """Who answered: a tier, or the agent itself (no-match, small-talk) when no model was asked."""
     return answer.provider if answer.provider != "none" else f"none:{answer.model}"
-
-
-def _percentile(ordered: Sequence[float], share: float) -> float:
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,7 @@ class ChainStats:
                     "answered": tier.answered,
                     "answered_share": round(tier.answered / requests, 4) if requests else 0.0,
                     "latency_mean_s": round(sum(ordered) / len(ordered), 4) if ordered else None,
-                    "latency_p95_s": round(_percentile(ordered, 0.95), 4) if ordered else None,
+                    "latency_p95_s": round(percentile(ordered, 0.95), 4) if ordered else None,
                     "last_error": tier.last_error,
                 }
             return {
@@ -95,7 +96,7 @@ class ChainStats:
             }
 
 
-def _percentile(ordered: list[float], q: float) -> float:
+def percentile(ordered: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted list."""
     rank = max(1, math.ceil(q * len(ordered)))
     return ordered[rank - 1]

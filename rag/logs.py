@@ -48,9 +48,7 @@ class Redactor:
 
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = self.clean(value)
-            elif isinstance(value, dict | list | tuple):
+            if isinstance(value, str | dict | list | tuple):
                 event[key] = self._nested(value)
         return event
 
