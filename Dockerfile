@@ -28,9 +28,21 @@ COPY agent ./agent
 COPY rag ./rag
 RUN pip install .
 
+# GGUF models through llama.cpp (the `llama` extra), e.g.
+#   docker build --build-arg WITH_LLAMA=1 --build-arg BAKE_MODELS=owner/repo/model.gguf .
+# llama-cpp-python compiles llama.cpp here (minutes); the compilers go again, its OpenMP runtime stays.
+ARG WITH_LLAMA=""
+RUN if [ -n "${WITH_LLAMA}" ]; then \
+        apt-get update && apt-get install -y --no-install-recommends build-essential cmake libgomp1 \
+        && CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+           CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF" \
+           pip install ".[llama]" \
+        && apt-get purge -y build-essential cmake && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*; \
+    fi
+
 COPY knowledge ./knowledge
 
-# Bake local models into the image (comma-separated hub ids), e.g.
+# Bake local models into the image (comma-separated hub ids, or owner/repo/file.gguf), e.g.
 #   docker build --build-arg BAKE_MODELS=Qwen/Qwen2.5-0.5B-Instruct .
 # Empty by default: the local tier is then skipped unless models are mounted at /app/models.
 ARG BAKE_MODELS=""

@@ -17,6 +17,7 @@ from agent.prompting import SYSTEM_INSTRUCTIONS, Prompt
 from agent.scrub import LeakGuard, SecretScrubber
 from agent.smalltalk import SmallTalkReplies, recognise
 from rag.errors import RetrievalError
+from rag.relevance import RelevanceCheck, select
 from rag.retriever import Passage, Retriever
 
 log = structlog.get_logger(__name__)
@@ -79,14 +80,25 @@ class Agent:
         relevance_floor: float = 0.0,
         max_answer_chars: int = 4000,
         scrubber: SecretScrubber | None = None,
+        relevance: RelevanceCheck | None = None,
     ) -> None:
         self.retriever = retriever
         self.chain = chain
         self.replies = replies
+        # Passages below the floor are never used; `relevance` then decides whether what is left is about
+        # the question at all (None: the floor alone decides).
         self.relevance_floor = relevance_floor
+        self.relevance = relevance
         self.max_answer_chars = max_answer_chars
         self.scrubber = scrubber or SecretScrubber()
         self.leak_guard = LeakGuard(SYSTEM_INSTRUCTIONS)
+
+    def prepare(self) -> None:
+        """Measures what answering needs of the current knowledge (the relevance check's calibration, a
+        second or two) so that no visitor's question waits for it. Blocking: run it in a thread, at start
+        and after each reindex."""
+        if self.relevance is not None:
+            self.relevance.calibration(self.retriever)
 
     def cache_context(self) -> str:
         """Everything besides the question that changes an answer: the knowledge and the models."""
@@ -108,6 +120,8 @@ class Agent:
         try:
             generation = await self.chain.generate(Prompt(question, passages, history=history))
         except AllTiersFailed as exc:
+            if exc.reason == "no_match":  # the last tier found nothing in the passages that answers it
+                return self._no_answer(started)
             log.error("answer_failed", reason=str(exc))
             return self._apology(started, passages)
         text = _cut(self.scrubber.clean(generation.text), self.max_answer_chars)
@@ -176,6 +190,11 @@ class Agent:
                     pieces.append(tail)
                     yield Text(tail)
         except AllTiersFailed as exc:
+            if exc.reason == "no_match":
+                no_answer = self._no_answer(started)
+                yield Text(no_answer.text)
+                yield Done(no_answer)
+                return
             log.error("answer_failed", reason=str(exc))
             yield Done(self._apology(started, passages))
             return
@@ -200,14 +219,18 @@ class Agent:
         )
 
     async def _retrieve(self, question: str, history: tuple[Turn, ...]) -> tuple[Passage, ...]:
-        """The passages at or above the relevance floor. A follow-up ("how much is it?") names nothing:
-        it is searched with the previous question too."""
+        """The passages at or above the relevance floor, if the relevance check finds them about the
+        question. A follow-up ("how much is it?") names nothing: it is searched, and judged, with the
+        previous question too. The check calibrates itself on a knowledge version's first question: in the
+        worker thread, with the search."""
         query = f"{history[-1].question}\n{question}" if history else question
-        found = await asyncio.to_thread(self.retriever.retrieve, query)
-        relevant = tuple(p for p in found if p.score >= self.relevance_floor)
-        if found and not relevant:
-            log.info("nothing_relevant", best_score=max(p.score for p in found), floor=self.relevance_floor)
-        return relevant
+        selection = await asyncio.to_thread(
+            select, self.retriever, query, floor=self.relevance_floor, check=self.relevance
+        )
+        if selection.found and not selection.passages:
+            why = selection.verdict.log_fields() if selection.verdict else {"reason": "below the floor"}
+            log.info("nothing_relevant", best_score=selection.best_score, floor=self.relevance_floor, **why)
+        return tuple(selection.passages)
 
     def _small_talk(self, question: str, started: float) -> Answer | None:
         replies = self.replies.small_talk

@@ -17,6 +17,7 @@ import structlog
 from agent.circuit import CircuitBreaker
 from agent.errors import AllTiersFailed, FallThroughError, GenerationError, RetryableError
 from agent.generators.base import Generator, TierStatus
+from agent.grounding import GroundingGuard, SentenceGate, answers_kind
 from agent.prompting import Prompt
 from agent.retry import RetryPolicy
 from agent.stats import ChainStats
@@ -38,6 +39,10 @@ class Tier:
     retry: RetryPolicy | None = None  # remote tiers retry transient failures; local ones never do
     breaker: CircuitBreaker | None = None
     last_resort: bool = False  # runs whatever the deadline: the visitor always gets an answer
+    checked: bool = True  # its facts go through the grounding guard; off only for a tier that copies passages
+    # A small model's answer is held until it is complete: shown only if it states a fact of the kind the
+    # question asks for (an amount for "how much"), else the next tier answers. Its stream is one piece.
+    hold: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +76,18 @@ class TierView:
 
 class GeneratorChain:
     def __init__(
-        self, tiers: list[Tier], *, deadline: float = 40.0, clock: Callable[[], float] = time.monotonic
+        self,
+        tiers: list[Tier],
+        *,
+        deadline: float = 40.0,
+        guard: GroundingGuard | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not tiers:
             raise ValueError("a generator chain needs at least one tier")
         self.tiers = tiers
         self.deadline = deadline
+        self.guard = guard or GroundingGuard()
         self._clock = clock
         self.stats = ChainStats([t.generator.provider for t in tiers])
 
@@ -125,7 +136,7 @@ class GeneratorChain:
             self.stats.request_done(tier.generator.provider, degraded=degraded)
             return Generation(text, tier.generator.provider, tier.generator.model, degraded=degraded)
         self.stats.request_done(None)
-        raise AllTiersFailed("every tier failed: " + ", ".join(failures or ["none usable"]))
+        raise _exhausted(failures)
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamStart | str, None]:
         """`StreamStart` once a tier produces its first piece, then the pieces. A tier that fails before its
@@ -148,7 +159,7 @@ class GeneratorChain:
             self.stats.request_done(generator.provider, degraded=start.degraded)
             return
         self.stats.request_done(None)
-        raise AllTiersFailed("every tier failed: " + ", ".join(failures or ["none usable"]))
+        raise _exhausted(failures)
 
     def _admit(self, tier: Tier, ends_at: float, failures: list[str]) -> bool:
         provider = tier.generator.provider
@@ -224,9 +235,14 @@ class GeneratorChain:
             budget = self._budget(tier, ends_at)
             self.stats.attempt(tier.generator.provider)
             started = self._clock()
+            gate = self._gate(tier, prompt)
             try:
                 async with asyncio.timeout(budget + TIMEOUT_GRACE):
                     text = await tier.generator.generate(prompt, timeout=budget)
+                text = (gate.feed(text) + gate.flush()).rstrip()
+                if not text:
+                    raise FallThroughError(f"{tier.generator.provider} gave no text", reason="empty")
+                self._check_held(tier, prompt, text)
             except TimeoutError:
                 error: GenerationError = _timed_out(tier, budget)
             except GenerationError as exc:
@@ -234,6 +250,8 @@ class GeneratorChain:
             else:
                 self._succeeded(tier, self._clock() - started)
                 return text
+            finally:
+                self._count_ungrounded(tier, gate)
             self._failed(tier, error)
             await self._wait_to_retry(tier, error, attempt, ends_at)
             attempt += 1
@@ -250,17 +268,31 @@ class GeneratorChain:
             started = self._clock()
             stops_at = started + budget + TIMEOUT_GRACE
             pieces = tier.generator.stream(prompt, timeout=budget).__aiter__()
+            gate = self._gate(tier, prompt)
             produced = False
             try:
-                while True:
-                    try:
-                        piece = await asyncio.wait_for(anext(pieces), max(0.001, stops_at - self._clock()))
-                    except StopAsyncIteration:
-                        break
-                    if not produced:
+                if tier.hold:  # the whole answer, checked, then shown as one piece
+                    held = []
+                    while (piece := await self._next(pieces, stops_at)) is not None:
+                        held.append(piece)
+                    whole = (gate.feed("".join(held)) + gate.flush()).rstrip()
+                    if whole:
+                        self._check_held(tier, prompt, whole)
                         produced = True
                         yield start
-                    yield piece
+                        yield whole
+                while not tier.hold and not gate.closed:
+                    piece = await self._next(pieces, stops_at)
+                    shown = gate.feed(piece) if piece is not None else gate.flush()
+                    if shown:
+                        if not produced:
+                            produced = True
+                            yield start
+                        yield shown
+                    if piece is None:
+                        break
+                if not produced:
+                    raise FallThroughError(f"{tier.generator.provider} streamed no text", reason="empty")
             except TimeoutError:
                 error: GenerationError = _timed_out(tier, budget)
             except GenerationError as exc:
@@ -270,15 +302,45 @@ class GeneratorChain:
                 return
             finally:
                 await pieces.aclose()  # type: ignore[attr-defined]
+                self._count_ungrounded(tier, gate)
             self._failed(tier, error)
             if produced:
                 raise StreamInterrupted(f"{tier.generator.provider} stopped mid-answer: {error.reason}")
             await self._wait_to_retry(tier, error, attempt, ends_at)
             attempt += 1
 
+    async def _next(self, pieces: AsyncIterator[str], stops_at: float) -> str | None:
+        """The next piece, or None at the end; a `TimeoutError` past `stops_at`."""
+        try:
+            return await asyncio.wait_for(anext(pieces), max(0.001, stops_at - self._clock()))
+        except StopAsyncIteration:
+            return None
+
+    @staticmethod
+    def _check_held(tier: Tier, prompt: Prompt, text: str) -> None:
+        if tier.hold and tier.checked and not answers_kind(prompt.question, text):
+            raise FallThroughError(
+                f"{tier.generator.provider} did not state what was asked", reason="unanswered"
+            )
+
+    def _gate(self, tier: Tier, prompt: Prompt) -> SentenceGate:
+        return self.guard.gate(prompt, tier.generator.provider, check=tier.checked)
+
+    def _count_ungrounded(self, tier: Tier, gate: SentenceGate) -> None:
+        """An answer the guard withheld (the tier falls through) or cut short."""
+        if gate.dropped:
+            self.stats.ungrounded(tier.generator.provider)
+
     async def aclose(self) -> None:
         for tier in self.tiers:
             await tier.generator.aclose()
+
+
+def _exhausted(failures: list[str]) -> AllTiersFailed:
+    """Its reason is the last tier's: the agent tells "nothing in the passages answers this" (`no_match`)
+    from a failure."""
+    last = failures[-1].rpartition(": ")[2] if failures else "none_usable"
+    return AllTiersFailed("every tier failed: " + ", ".join(failures or ["none usable"]), reason=last)
 
 
 def _timed_out(tier: Tier, budget: float) -> RetryableError:

@@ -78,6 +78,7 @@ async def _measure(
     settings: AgentSettings, retriever: Retriever, items: list[QAItem], *, quiet: bool
 ) -> list[str]:
     agent = build_agent(settings, retriever)
+    await asyncio.to_thread(agent.prepare)  # as the service does at start: not part of a question's time
     try:
         fixed = (settings.contact_hint, settings.no_answer_text, settings.assistant_intro)
         records = await ask_all(agent, items, no_answer=settings.no_answer_text, fixed=fixed)

@@ -186,12 +186,13 @@ async def ask_all(
 def summarize(records: Sequence[Record]) -> Summary:
     latencies = sorted(r.seconds for r in records)
     firsts = [r.first_text_seconds for r in records if r.first_text_seconds is not None]
+    # Over the whole generation (from the end of retrieval): a small tier's answer is held until checked and
+    # arrives in one piece, so the time after its first text says nothing of its speed.
     rates = [
-        len(r.answer.text) / _CHARS_PER_TOKEN / (r.seconds - r.first_text_seconds)
+        len(r.answer.text) / _CHARS_PER_TOKEN / generating
         for r in records
         if r.answer.provider not in ("none", "extractive")
-        and r.first_text_seconds is not None
-        and r.seconds > r.first_text_seconds
+        and (generating := r.seconds - (r.answer.retrieval_time or 0.0)) > 0
     ]
     return Summary(
         correct=sum(1 for r in records if r.verdict.correct),
@@ -225,7 +226,7 @@ def report(records: Sequence[Record], label: str, *, failures: bool = True) -> l
     lines.append(f"tiers: {tiers}")
     first = f"{summary.first_text_p50:.3f}s" if summary.first_text_p50 is not None else "n/a"
     rate = f"{summary.tokens_per_second:.1f}" if summary.tokens_per_second is not None else "n/a"
-    lines.append(f"first text p50: {first}; generated tokens/s (estimated from characters): {rate}")
+    lines.append(f"first text p50: {first}; generated tokens/s (from characters, whole generation): {rate}")
     lines.append(f"{summary.line()} chain={label}")
     return lines
 

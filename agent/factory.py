@@ -13,10 +13,13 @@ from agent.generators.extractive import ExtractiveGenerator
 from agent.generators.gemini import GeminiGenerator
 from agent.generators.local import LocalGenerator
 from agent.generators.openai_compat import OpenAICompatGenerator
+from agent.grounding import GroundingGuard
+from agent.prompting import ContextBudget
 from agent.retry import RetryPolicy
 from agent.scrub import SecretScrubber
 from agent.settings import AgentSettings
 from agent.smalltalk import SmallTalkReplies
+from rag.relevance import RelevanceCheck
 from rag.retriever import Retriever
 
 
@@ -32,6 +35,9 @@ def build_agent(settings: AgentSettings, retriever: Retriever, secrets: tuple[st
         build_chain(settings),
         replies,
         relevance_floor=settings.relevance_floor,
+        relevance=RelevanceCheck(settings.relevance_unrelated_rate, settings.relevance_foreign_quantile)
+        if settings.relevance_check
+        else None,
         max_answer_chars=settings.max_answer_chars,
         scrubber=SecretScrubber(secrets),
     )
@@ -75,8 +81,15 @@ def build_chain(settings: AgentSettings) -> GeneratorChain:
                 params=params,
                 idle_seconds=settings.local_model_idle_seconds,
                 memory_reserve_mb=settings.local_memory_reserve_mb,
+                backend=settings.local_backend,
+                context=ContextBudget(settings.local_context_chars, settings.local_context_passages),
+                context_window=settings.local_context_window,
+                threads=settings.local_threads,
             )
-            tiers.append(Tier(local, settings.local_timeout))
+            tiers.append(Tier(local, settings.local_timeout, hold=True))
         else:
-            tiers.append(Tier(ExtractiveGenerator(settings.extractive_sentences), 5.0, last_resort=True))
-    return GeneratorChain(tiers, deadline=settings.answer_deadline)
+            # Its sentences are copied from the passages: nothing to check, and nothing after it to fall to.
+            extractive = ExtractiveGenerator(settings.extractive_sentences)
+            tiers.append(Tier(extractive, 5.0, last_resort=True, checked=False))
+    guard = GroundingGuard(settings.grounding, trusted=(settings.contact_hint,))
+    return GeneratorChain(tiers, deadline=settings.answer_deadline, guard=guard)

@@ -255,6 +255,7 @@ _OPENERS = _set(
     honestly hopefully ideally indeed alright awesome lovely brilliant happy glad sounds nice cool
     fantastic excellent wonderful naturally obviously regardless anyway besides thankfully interestingly
     importantly specifically similarly likewise accordingly consequently hence thus
+    understood noted got done agreed confirmed correct right true
     """
 )
 

@@ -1,5 +1,8 @@
 """`python -m agent download-models`: fetch local models into MODELS_DIR and check that they are usable.
 
+A hub id (`owner/repo`) fetches a Hugging Face model folder for transformers; `owner/repo/file.gguf` fetches
+that one GGUF file for llama.cpp into MODELS_DIR/owner--repo/. Either name then works as FALLBACK_MODEL_NAME.
+
 The service never downloads at run time (it loads with `local_files_only`), so this is the one step that
 needs the network: run it on the host or while building the image.
 """
@@ -18,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from agent.generators.local import model_slug
+from agent.generators.local import gguf_source, gguf_target, model_slug
 from agent.settings import DEFAULT_LOCAL_MODEL, MINIMAL_LOCAL_MODEL, AgentSettings
 
 log = structlog.get_logger(__name__)
@@ -64,7 +67,7 @@ def add_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="hub id; repeatable (default: configured)",
+        help="hub id, or owner/repo/file.gguf for one GGUF file; repeatable (default: configured)",
     )
     download.add_argument(
         "--all", action="store_true", help="the default and the minimal model (and configured)"
@@ -87,6 +90,8 @@ def download_models(args: argparse.Namespace) -> int:
     for name in _wanted(args.model, args.all, settings.local_model_name):
         if Path(name).expanduser().is_dir():  # FALLBACK_MODEL_NAME may name a folder
             sys.stdout.write(f"{name}: skipped, a local folder rather than a hub id\n")
+        elif Path(name).expanduser().is_file():  # or a .gguf file
+            sys.stdout.write(f"{name}: skipped, a local file rather than a hub id\n")
         else:
             outcomes.append(_fetch(name, models_dir))
     done = [o for o in outcomes if not o.problems]
@@ -109,17 +114,18 @@ def _wanted(explicit: list[str], everything: bool, configured: str) -> list[str]
 def _fetch(name: str, models_dir: Path) -> Outcome:
     from huggingface_hub import constants
 
-    outcome = Outcome(name, models_dir / model_slug(name))
+    gguf, source = gguf_target(name, models_dir), gguf_source(name)
+    outcome = Outcome(name, models_dir / model_slug(source[0] if source else name))
     log.info("model_download_started", model=name, folder=str(outcome.folder), hub=constants.ENDPOINT)
     started = time.monotonic()
     try:
-        checksums = _download(name, outcome.folder)
+        checksums = _download_gguf(name, outcome.folder) if gguf else _download(name, outcome.folder)
     # The hub raises its HTTP client's errors as well as OSError/ValueError; any of them fails this model
     # only, and the operator needs one readable line rather than a traceback.
     except Exception as exc:  # noqa: BLE001
         outcome.problems.append(f"download from {constants.ENDPOINT}: {_describe(exc)}")
     else:
-        outcome.problems += verify(outcome.folder, checksums)
+        outcome.problems += verify_gguf(gguf, checksums) if gguf else verify(outcome.folder, checksums)
     log.info(
         "model_download_finished",
         model=name,
@@ -130,7 +136,7 @@ def _fetch(name: str, models_dir: Path) -> Outcome:
         for problem in outcome.problems:
             sys.stderr.write(f"{name}: FAILED {problem}\n")
         return outcome
-    files = _model_files(outcome.folder)
+    files = [gguf] if gguf else _model_files(outcome.folder)  # one repo's other GGUF files are not this model
     outcome.files, outcome.size = len(files), sum(p.stat().st_size for p in files)
     sys.stdout.write(
         f"{name}: ok  {outcome.folder}  {outcome.files} files, {outcome.size / _MB:.1f} MB on disk\n"
@@ -152,6 +158,48 @@ def _download(name: str, folder: Path) -> dict[str, str]:
         ignore_patterns=IGNORE_PATTERNS,
     )
     return {s.rfilename: s.lfs.sha256 for s in info.siblings or [] if s.lfs is not None}
+
+
+def _download_gguf(name: str, folder: Path) -> dict[str, str]:
+    """Download one GGUF file of a repository; return the sha256 the hub lists for it, if any."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    source = gguf_source(name)
+    assert source is not None
+    repo, filename = source
+    info = HfApi().model_info(repo, files_metadata=True)
+    listed = {s.rfilename: s for s in info.siblings or []}
+    if filename not in listed:
+        ggufs = sorted(f for f in listed if f.lower().endswith(".gguf"))
+        raise FileNotFoundError(
+            f"{repo} has no file {filename}" + (f"; its GGUF files: {', '.join(ggufs[:8])}" if ggufs else "")
+        )
+    hf_hub_download(repo_id=repo, filename=filename, revision=info.sha, local_dir=folder)
+    lfs = listed[filename].lfs
+    return {filename: lfs.sha256} if lfs is not None else {}
+
+
+def verify_gguf(path: Path, checksums: dict[str, str]) -> list[str]:
+    """What is wrong with a downloaded GGUF file; empty when llama.cpp (or transformers) can load it."""
+    from agent.generators.llama_cpp import read_gguf
+
+    # Keyed by the file's path inside its repository, which ends with the file's name.
+    expected = next((sha for name, sha in checksums.items() if path.as_posix().endswith(name)), None)
+    if expected is not None and _sha256(path) != expected:
+        return [f"sha256: {path.name} does not match the hub's checksum; delete it and run again"]
+    try:
+        info = read_gguf(path)
+    except (OSError, ValueError) as exc:
+        return [f"gguf: {path.name} does not read ({_describe(exc)})"]
+    problems = []
+    if not info.parameters:
+        problems.append(f"gguf: {path.name} holds no weights")
+    if not info.architecture:
+        problems.append(f"gguf: {path.name} names no architecture")
+    if not problems and info.chat_template is None:
+        # Usable, but a base model: it gets a plain prompt and tends to ramble.
+        sys.stdout.write(f"{path.name}: note, no chat template (a base model?): answers will be poor\n")
+    return problems
 
 
 def verify(folder: Path, checksums: dict[str, str]) -> list[str]:

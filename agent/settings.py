@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.smalltalk import DEFAULT_INTRO
+from rag.settings import DEFAULT_FOREIGN_QUANTILE, DEFAULT_UNRELATED_RATE
 
 TIERS = ("gemini", "openai", "local", "extractive")
 DEFAULT_LOCAL_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -40,7 +41,9 @@ class AgentSettings(BaseSettings):
     circuit_breaker_seconds: float = Field(default=30.0, gt=0, description="How long an open circuit skips.")
 
     fallback_model_name: str | None = Field(
-        default=None, description="Local model: a hub id (in MODELS_DIR or the HF cache) or a folder."
+        default=None,
+        description="Local model: a hub id (in MODELS_DIR or the HF cache), a folder, a .gguf file (or a "
+        "folder holding one), or owner/repo/file.gguf as download-models fetched it.",
     )
     minimal_resources: bool = Field(default=False, description="Pick a much smaller default local model.")
     models_dir: Path = Field(default=Path("models"), description="Where download-models puts local models.")
@@ -48,7 +51,37 @@ class AgentSettings(BaseSettings):
     local_model_preload: bool = Field(default=False, description="Load the local model in the background.")
     local_model_idle_seconds: float = Field(default=900.0, ge=0, description="Unload after; 0 = never.")
     local_memory_reserve_mb: int = Field(default=256, ge=0, description="Memory left free when loading.")
+    local_backend: Literal["auto", "llama_cpp", "transformers"] = Field(
+        default="auto",
+        description="Runtime of the local model; auto: llama.cpp for a .gguf file when llama-cpp-python is "
+        "installed, transformers otherwise (it reads .gguf files too, dequantized: slower, more memory).",
+    )
+    local_context_chars: int = Field(
+        default=1000,
+        ge=200,
+        le=100_000,
+        description="Characters of retrieved passages the local model is shown: small models answer better "
+        "from a short prompt, and each token of it costs time on a CPU.",
+    )
+    local_context_passages: int = Field(
+        default=2, ge=1, le=20, description="Passages the local model is shown at most (the most relevant)."
+    )
+    local_context_window: int = Field(
+        default=2048, ge=256, le=131_072, description="Tokens of context llama.cpp allocates (its KV cache)."
+    )
+    local_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="CPU threads of the local model; 0 = half the usable cores for llama.cpp (its threads "
+        "spin-wait: as many as cores stall on a busy machine), torch's default for transformers.",
+    )
 
+    grounding: Literal["strict", "off"] = Field(
+        default="strict",
+        description="strict: a model's sentence stating a fact (price, number, date, contact, name) that its "
+        "sources do not is never shown; off: only prompt markup is removed.",
+    )
     chat_max_tokens: int = Field(default=512, ge=16, le=8192, description="Longest answer, in tokens.")
     chat_temperature: float = Field(default=0.3, ge=0, le=2)
     chat_top_p: float = Field(default=0.95, gt=0, le=1)
@@ -69,13 +102,34 @@ class AgentSettings(BaseSettings):
     )
     no_answer_text: str = Field(
         default="Sorry, I couldn't find anything about that in our information.",
-        description="Said (followed by CONTACT_HINT) when no passage reaches RELEVANCE_FLOOR.",
+        description="Said (followed by CONTACT_HINT) when nothing in the knowledge is about the question.",
     )
     relevance_floor: float = Field(
-        default=0.15,
+        default=0.0,
         ge=0,
         le=1,
-        description="Passages scoring below this are unused; with none left the agent says it does not know.",
+        description="A hard minimum: passages scoring below this are never used, and with none left the "
+        "agent says it does not know. With RELEVANCE_CHECK off it alone decides (the old fixed floor: 0.15).",
+    )
+    relevance_check: bool = Field(
+        default=True,
+        description="Decide per question, calibrated on the knowledge itself, whether what retrieval found "
+        "is about the question at all; if not, the agent says it does not know.",
+    )
+    relevance_unrelated_rate: float = Field(
+        default=DEFAULT_UNRELATED_RATE,
+        gt=0,
+        lt=1,
+        description="Share of unrelated questions the calibrated check lets past its similarity bar on "
+        "similarity alone: lower is stricter.",
+    )
+    relevance_foreign_quantile: float = Field(
+        default=DEFAULT_FOREIGN_QUANTILE,
+        ge=0,
+        le=1,
+        description="How similar to the knowledge a question made only of words it never uses must be: this "
+        "quantile of its own sentences' similarity (0.5: their median). Lower answers more paraphrased "
+        "questions, and more near-topic ones it cannot answer.",
     )
     max_answer_chars: int = Field(
         default=4000, ge=100, le=100_000, description="Longest answer given; a longer one is cut at a word."

@@ -18,6 +18,7 @@ class TierStats:
     successes: int = 0
     retries: int = 0
     answered: int = 0
+    ungrounded: int = 0  # answers with a fact their sources lack: withheld (a failure) or cut short
     failures: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -47,6 +48,10 @@ class ChainStats:
             tier = self._tiers[provider]
             tier.failures[reason] += 1
             tier.last_error = reason
+
+    def ungrounded(self, provider: str) -> None:
+        with self._lock:
+            self._tiers[provider].ungrounded += 1
 
     def retry(self, provider: str) -> None:
         with self._lock:
@@ -83,6 +88,7 @@ class ChainStats:
                     "retries": tier.retries,
                     "skipped": dict(tier.skipped),
                     "answered": tier.answered,
+                    "ungrounded": tier.ungrounded,
                     "answered_share": round(tier.answered / requests, 4) if requests else 0.0,
                     "latency_mean_s": round(sum(ordered) / len(ordered), 4) if ordered else None,
                     "latency_p95_s": round(percentile(ordered, 0.95), 4) if ordered else None,

@@ -66,8 +66,14 @@ class _ChainCollector(Collector):
         failures = CounterMetricFamily(
             "kb_llm_failures", "Tier failures by reason.", labels=["provider", "reason"]
         )
+        ungrounded = CounterMetricFamily(
+            "kb_llm_ungrounded",
+            "Answers holding a fact their sources do not: withheld (the next tier answered) or cut short.",
+            labels=["provider"],
+        )
         for provider, tier in snapshot["tiers"].items():
             attempts.add_metric([provider], tier["attempts"])
+            ungrounded.add_metric([provider], tier["ungrounded"])
             retries.add_metric([provider], tier["retries"])
             for reason, count in tier["failures"].items():
                 failures.add_metric([provider, reason], count)
@@ -79,7 +85,7 @@ class _ChainCollector(Collector):
         for view in self._chain.describe():
             if view.circuit is not None:
                 circuits.add_metric([view.generator.provider], _CIRCUIT_STATES.get(view.circuit, 0))
-        yield from (attempts, retries, failures, circuits)
+        yield from (attempts, retries, failures, ungrounded, circuits)
 
 
 class MetricsMiddleware:

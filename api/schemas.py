@@ -150,6 +150,10 @@ class TierStatsOut(BaseModel):
     skipped: dict[str, int]
     answered: int
     answered_share: float = Field(description="Share of answered requests this tier answered.")
+    ungrounded: int = Field(
+        description="Answers holding a fact their sources do not: withheld (failures.ungrounded, the next "
+        "tier answered) or cut before that sentence."
+    )
     latency_mean_s: float | None
     latency_p95_s: float | None
     last_error: str | None
@@ -161,7 +165,7 @@ class LlmStats(BaseModel):
     requests: int
     unanswered: int
     fallback_rate: float = Field(
-        description="Share of requests answered by a tier below the best available one."
+        description="Share of requests answered by a tier below the best configured one."
     )
     tiers: dict[str, TierStatsOut]
 

@@ -10,13 +10,15 @@ import structlog
 from agent.agent import Agent, Answer
 from agent.conversations import ConversationStore, Turn
 from agent.factory import build_agent
+from agent.generators.gemini import GeminiGenerator
 from agent.generators.local import LocalGenerator
+from agent.generators.openai_compat import OpenAICompatGenerator
 from api.cache import AnswerCache, cache_key
 from api.ingest_lock import ingest_guard
 from api.metrics import Metrics
 from api.settings import Settings
 from rag.embedder import Embedder, embedder_for
-from rag.errors import EmbeddingError
+from rag.errors import RetrievalError
 from rag.ingestion import IngestReport, ProgressFactory, ensure_ingested
 from rag.reindex import Reindexer, logged_progress
 from rag.retriever import Retriever
@@ -98,6 +100,7 @@ def build_services(
     def reindex(progress: ProgressFactory) -> IngestReport:
         report = ingest(progress)
         retriever.prepare()  # the new build's keyword index, before a visitor's question needs it
+        agent.prepare()  # and the relevance calibration of the new knowledge
         return report
 
     agent = build_agent(settings.agent, retriever, settings.secrets())
@@ -106,15 +109,32 @@ def build_services(
         for tier in agent.chain.tiers:
             if isinstance(tier.generator, LocalGenerator):
                 tier.generator.preload()
-    if settings.api.embedder_warmup and not embedder.loaded:
-        # The first question would otherwise wait seconds for the model; health says "loading" meanwhile.
-        threading.Thread(target=_warm, args=(embedder,), name="embedder-warmup", daemon=True).start()
+    remote = [
+        t.generator
+        for t in agent.chain.tiers
+        if isinstance(t.generator, GeminiGenerator | OpenAICompatGenerator)
+    ]
+    if remote:  # their SDKs take a second to import: not on a visitor's first question
+        threading.Thread(target=_warm_clients, args=(remote,), name="client-warmup", daemon=True).start()
+    if settings.api.embedder_warmup:
+        # The first question would otherwise wait seconds for the model and the relevance calibration;
+        # health says "loading" meanwhile.
+        threading.Thread(target=_warm, args=(embedder, agent), name="embedder-warmup", daemon=True).start()
     metrics.watch_chain(agent.chain)
     return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics)
 
 
-def _warm(embedder: Embedder) -> None:
+def _warm_clients(generators: list[GeminiGenerator | OpenAICompatGenerator]) -> None:
+    for generator in generators:
+        try:
+            generator.warm_up()
+        except (ImportError, ValueError) as exc:  # the first request tries again and reports what fails
+            log.warning("client_warmup_failed", tier=generator.provider, error=str(exc))
+
+
+def _warm(embedder: Embedder, agent: Agent) -> None:
     try:
         embedder.load()
-    except EmbeddingError as exc:
+        agent.prepare()
+    except RetrievalError as exc:  # an embedding error too
         log.error("embedder_warmup_failed", error=str(exc))

@@ -1,13 +1,15 @@
-"""`python -m rag ingest|status|eval|export|import`: manage the knowledge store from a shell."""
+"""`python -m rag ingest|status|eval|abstention|export|import`: the knowledge store, from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from rag.backup import BackupError, export_store, import_store
@@ -15,8 +17,8 @@ from rag.embedder import Embedder, embedder_for
 from rag.errors import EmbeddingError
 from rag.ingestion import compare, desired_manifest, desired_parameters, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
-from rag.retriever import RetrieverMode
-from rag.settings import RagSettings
+from rag.retriever import Retriever, RetrieverMode
+from rag.settings import DEFAULT_FOREIGN_QUANTILE, DEFAULT_UNRELATED_RATE, RagSettings
 from rag.store import KnowledgeStore, open_store
 from rag.store_lock import StoreInUse, own_embedded_store
 
@@ -134,6 +136,117 @@ def _eval(
     return 0
 
 
+def _ingested(settings: RagSettings, knowledge: Path, store_path: Path, embedder: Embedder) -> Retriever:
+    """The service's retriever over `knowledge`, ingested (or brought up to date) in `store_path`."""
+    from rag.retriever import Retriever
+
+    scoped = settings.model_copy(update={"knowledge_dir": knowledge, "chroma_path": store_path})
+    own_embedded_store(store_path)
+    store = KnowledgeStore.persistent(store_path, settings.collection_prefix)
+    ensure_ingested(store, embedder, scoped, progress=_progress_bar)
+    retriever = Retriever.of(store, embedder, scoped)
+    retriever.prepare()
+    return retriever
+
+
+def _abstention(settings: RagSettings, args: argparse.Namespace) -> int:
+    """Old rule (a fixed floor) against the calibrated decision, side by side, on the BEIR set's knowledge
+    and on the bundled knowledge, each asked its own questions and the other's."""
+    from rag.evaluation import (
+        CHUNKS_PER_QUERY,
+        abstention,
+        answered_ndcg,
+        beir_questions,
+        document_ids,
+        evaluate,
+        load_beir,
+        load_questions,
+        write_knowledge_folder,
+    )
+    from rag.relevance import RelevanceCheck, select
+
+    dataset = load_beir(args.dataset)
+    if args.limit:
+        kept_queries = dict(list(dataset.queries.items())[: args.limit])
+        dataset = type(dataset)(dataset.corpus, kept_queries, {q: dataset.qrels[q] for q in kept_queries})
+    knowledge_dir: Path = args.knowledge or settings.knowledge_dir
+    name = args.dataset.name
+    embedder = embedder_for(settings)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rag-abstention-") as tmp:
+        folder = Path(tmp) / name
+        write_knowledge_folder(dataset, folder)
+        beir = _ingested(settings, folder, args.store or Path(tmp) / "beir-store", embedder)
+        own = _ingested(settings, knowledge_dir, Path(tmp) / "own-store", embedder)
+        embedder.embed_query("warm-up")  # the first call pays for lazy set-up, not retrieval
+
+        def rules(
+            retriever: Retriever,
+        ) -> tuple[Callable[[str], bool], Callable[[str], bool], RelevanceCheck]:
+            check = RelevanceCheck(args.unrelated_rate, args.foreign_quantile)
+
+            @cache
+            def old(text: str) -> bool:
+                return bool(select(retriever, text, floor=args.old_floor, check=None).passages)
+
+            @cache
+            def new(text: str) -> bool:
+                return bool(select(retriever, text, floor=args.floor, check=check).passages)
+
+            return old, new, check
+
+        beir_old, beir_new, beir_check = rules(beir)
+        own_old, own_new, own_check = rules(own)
+        ours = knowledge_dir.name
+        questions_of_beir = beir_questions(dataset, "in")
+        rows += abstention(name, f"{name} test queries", questions_of_beir, beir_old, beir_new)
+        qa = load_questions(args.qa) if args.qa else []
+        if qa:
+            rows += abstention(ours, args.qa.name, qa, own_old, own_new)
+        for extra in args.questions:
+            rows += abstention(ours, extra.name, load_questions(extra, "out"), own_old, own_new)
+        rows += abstention(ours, f"{name} test queries", beir_questions(dataset, "out"), own_old, own_new)
+        if qa:
+            asked = load_questions(args.qa, "out")
+            rows += abstention(name, f"{args.qa.name} (all)", asked, beir_old, beir_new)
+
+        ids = document_ids(dataset)
+        search = partial(beir.retrieve, k=CHUNKS_PER_QUERY)
+        ranking = evaluate(dataset, search, ids)
+        old_ndcg = answered_ndcg(dataset, search, ids, beir_old)
+        new_ndcg = answered_ndcg(dataset, search, ids, beir_new)
+        decision_ms = []
+        for question in questions_of_beir:
+            found = beir.search(question.text)
+            started = time.perf_counter()
+            beir_check.judge(beir, question.text, found)
+            decision_ms.append((time.perf_counter() - started) * 1000)
+        calibrations = [(ours, own_check.calibration(own)), (name, beir_check.calibration(beir))]
+    out = [
+        f"old: RELEVANCE_FLOOR={args.old_floor} alone; new: RELEVANCE_FLOOR={args.floor} and the calibrated "
+        f"decision (unrelated rate {args.unrelated_rate}, foreign quantile {args.foreign_quantile}); "
+        f"{settings.retriever} retrieval, "
+        f"top {settings.top_k}",
+    ]
+    for label, calibration in calibrations:
+        if calibration is not None:
+            out.append(
+                f"calibration {label}: unrelated questions reach {calibration.unrelated:.3f}, its own "
+                f"sentences {calibration.related:.3f} ({calibration.seconds:.2f}s)"
+            )
+    out += [
+        "| knowledge | questions | wanted | old: fixed floor | new: calibrated decision |",
+        "|---|---|---|---|---|",
+        *(row.cells() for row in rows),
+        f"{name} nDCG@10 of the ranking (the decision leaves it as it is): {ranking.ndcg_at_10:.4f}; "
+        f"counting a question without passages as an empty ranking: old {old_ndcg:.4f}, new {new_ndcg:.4f}",
+        f"decision time per question ({name}): p50 {statistics.median(decision_ms):.2f} ms, "
+        f"max {max(decision_ms):.2f} ms",
+    ]
+    sys.stdout.write("\n".join(out) + "\n")
+    return 0
+
+
 def _prepare_embedder(settings: RagSettings) -> int:
     """Export (and verify) the embedding model's ONNX graph now, so that no start has to."""
     embedder = Embedder(settings.embedding_model, backend="onnx", cache_dir=settings.embedding_cache_dir)
@@ -181,6 +294,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     evaluation.add_argument("--limit", type=int, help="evaluate only the first N queries")
     evaluation.add_argument("--store", type=Path, help="reuse this store folder between runs")
+    abstaining = sub.add_parser(
+        "abstention",
+        help='measure when the agent says "I don\'t know": a fixed floor against the calibrated decision',
+    )
+    abstaining.add_argument("dataset", type=Path, help="a BEIR-format set: its queries are in scope there")
+    abstaining.add_argument(
+        "--knowledge", type=Path, help="a second knowledge folder (default: KNOWLEDGE_DIR)"
+    )
+    abstaining.add_argument(
+        "--qa",
+        type=Path,
+        help="QA set of that knowledge (JSON lines: q, scope, session), as agent eval reads",
+    )
+    abstaining.add_argument(
+        "--questions",
+        type=Path,
+        action="append",
+        default=[],
+        help="more out-of-scope questions for that knowledge, one a line (repeatable)",
+    )
+    abstaining.add_argument("--store", type=Path, help="reuse this store folder for the BEIR set")
+    abstaining.add_argument("--limit", type=int, help="only the first N BEIR queries")
+    abstaining.add_argument("--floor", type=float, default=0.0, help="RELEVANCE_FLOOR with the decision")
+    abstaining.add_argument("--old-floor", type=float, default=0.15, help="the fixed floor compared against")
+    abstaining.add_argument(
+        "--unrelated-rate",
+        type=float,
+        default=DEFAULT_UNRELATED_RATE,
+        help="RELEVANCE_UNRELATED_RATE of the decision",
+    )
+    abstaining.add_argument(
+        "--foreign-quantile",
+        type=float,
+        default=DEFAULT_FOREIGN_QUANTILE,
+        help="RELEVANCE_FOREIGN_QUANTILE of the decision",
+    )
     export = sub.add_parser("export", help="write the store (manifest, chunks, vectors) to a file")
     export.add_argument("file", type=Path, help="target file (gzipped JSON lines)")
     restore = sub.add_parser("import", help="load an export into the store, without embedding")
@@ -199,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(
                 settings, args.dataset, args.retriever or [settings.retriever], args.limit, args.store
             )
+        if args.command == "abstention":
+            return _abstention(settings, args)
         if args.command == "export":
             return _export(settings, args.file)
         if args.command == "import":

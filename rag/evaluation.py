@@ -11,9 +11,10 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from rag.retriever import Passage
 
@@ -119,3 +120,87 @@ def _jsonl(path: Path) -> Iterable[dict[str, object]]:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
+
+
+# -- abstention: does the agent say "I don't know" when, and only when, the knowledge has nothing? --------
+
+Scope = Literal["in", "out"]
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    text: str  # as it is searched: a follow-up carries the question before it, as the agent searches it
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True)
+class AbstentionRow:
+    knowledge: str
+    questions: str
+    scope: Scope
+    count: int
+    old: int  # questions handled right (in scope: passages kept; out of scope: none) under the old rule
+    new: int  # the same under the new one
+
+    def cells(self) -> str:
+        def share(n: int) -> str:
+            return f"{n}/{self.count} ({n / self.count:.0%})" if self.count else "n/a"
+
+        wanted = "get passages" if self.scope == "in" else 'get "I don\'t know"'
+        return f"| {self.knowledge} | {self.questions} | {wanted} | {share(self.old)} | {share(self.new)} |"
+
+
+def load_questions(path: Path, scope: Scope | None = None) -> list[Question]:
+    """A QA set (JSON lines with `q`, `scope` and an optional `session`, as `python -m agent eval` reads them)
+    or plain text (one question a line, `#` comments). `scope` overrides the file's (a question asked of
+    another knowledge base is out of scope there); plain text is out of scope unless told."""
+    questions: list[Question] = []
+    previous: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("{"):
+            questions.append(Question(line, scope or "out"))
+            continue
+        item = json.loads(line)
+        text, session = str(item["q"]).strip(), item.get("session")
+        searched = f"{previous[session]}\n{text}" if session in previous else text
+        if session:
+            previous[session] = text
+        questions.append(Question(searched, scope or ("in" if item.get("scope") == "in" else "out")))
+    return questions
+
+
+def beir_questions(dataset: Dataset, scope: Scope) -> list[Question]:
+    return [Question(text, scope) for text in dataset.queries.values()]
+
+
+def abstention(
+    knowledge: str,
+    label: str,
+    questions: Sequence[Question],
+    old: Callable[[str], bool],
+    new: Callable[[str], bool],
+) -> list[AbstentionRow]:
+    """One row per scope present. `old`/`new`: whether the question keeps passages under each rule."""
+    rows = []
+    for scope in ("in", "out"):
+        asked = [q for q in questions if q.scope == scope]
+        if not asked:
+            continue
+        right_old = sum(1 for q in asked if old(q.text) == (scope == "in"))
+        right_new = sum(1 for q in asked if new(q.text) == (scope == "in"))
+        rows.append(AbstentionRow(knowledge, label, scope, len(asked), right_old, right_new))
+    return rows
+
+
+def answered_ndcg(
+    dataset: Dataset, search: Callable[[str], list[Passage]], ids: dict[str, str], kept: Callable[[str], bool]
+) -> float:
+    """nDCG@10 where a question the rule abstains on counts as an empty ranking (0)."""
+    scores = [
+        ndcg_at(rank_documents(search(text), ids), dataset.qrels[query_id], 10) if kept(text) else 0.0
+        for query_id, text in dataset.queries.items()
+    ]
+    return statistics.fmean(scores) if scores else 0.0

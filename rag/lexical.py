@@ -10,12 +10,22 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TermStatistics:
+    """Of one build's index: its passages, and how many of them hold each (stemmed) term."""
+
+    documents: int
+    frequency: dict[str, int]
+
 
 _IDS_FILE = "chunk_ids.json"
 
@@ -89,6 +99,21 @@ class LexicalIndex:
             for doc, score in zip(documents[0], scores[0], strict=True)
             if float(score) > 0
         ]
+
+    def term_statistics(self) -> TermStatistics:
+        """How many chunks hold each term (the document frequencies BM25's IDF is made of)."""
+        if self._index is None:
+            return TermStatistics(len(self._ids), {})
+        indptr = self._index.scores["indptr"]
+        # bm25s keeps an empty token at the end of its vocabulary, with no column of scores.
+        return TermStatistics(
+            int(self._index.scores["num_docs"]),
+            {
+                term: int(indptr[column + 1] - indptr[column])
+                for term, column in self._index.vocab_dict.items()
+                if term and column + 1 < len(indptr)
+            },
+        )
 
     def _bound(self, tokens: list[str]) -> float:
         import math

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Literal
 
 from rag.chunking import indexed_text
 from rag.embedder import Embedder
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, TermStatistics
 from rag.settings import RagSettings
 from rag.store import Hit, KnowledgeStore
 
@@ -29,6 +30,14 @@ class Passage:
     headings: str
     text: str
     score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A search's passages, with what a relevance decision needs besides them."""
+
+    passages: list[Passage]
+    similarity: float | None  # the best cosine similarity of the question to any passage; None: no knowledge
 
 
 class Retriever:
@@ -71,14 +80,56 @@ class Retriever:
 
     def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
         """Blocking (model + store): call from a worker thread, not the event loop."""
-        k = k or self.top_k
+        return self._search(question, k or self.top_k, similarity=False).passages
+
+    def search(self, question: str, k: int | None = None) -> Found:
+        """The passages, and the question's best cosine similarity over the whole knowledge (which the dense
+        and hybrid searches have anyway; a keyword-only search embeds the question for it). Blocking."""
+        return self._search(question, k or self.top_k, similarity=True)
+
+    def _search(self, question: str, k: int, similarity: bool) -> Found:
+        best: float | None = None
         if self.mode == "dense":
             hits = self._dense(question, k)
+            best = hits[0].score if hits else None
         elif self.mode == "lexical":
             hits = self._lexical_hits(question, k)
+            if similarity:
+                nearest = self._dense(question, 1)
+                best = nearest[0].score if nearest else None
         else:
-            hits = self._hybrid(question, k)
-        return [_passage(hit) for hit in hits]
+            hits, best = self._hybrid(question, k)
+        return Found([_passage(hit) for hit in hits], best)
+
+    # -- what a relevance decision calibrates against (rag.relevance), once per knowledge version ---------
+
+    @property
+    def build_name(self) -> str | None:
+        build = self.store.active_build
+        return build.name if build else None
+
+    def similarities(self, vectors: Sequence[Sequence[float]]) -> list[float]:
+        """Each embedded text's best cosine similarity over the knowledge. Blocking."""
+        if not self.store.count():
+            return []
+        return [hits[0].score for hits in (self.store.query(vector, 1) for vector in vectors) if hits]
+
+    def sample_passages(self, n: int) -> list[str]:
+        """The texts of up to `n` passages spread evenly over the knowledge (the same ones every time)."""
+        collection, total = self.store.active_collection, self.store.count()
+        if collection is None or not total:
+            return []
+        texts: list[str] = []
+        for offset in sorted({i * total // n for i in range(n)}):
+            page = collection.get(include=["documents"], limit=1, offset=offset)
+            texts += [text for text in page["documents"] or [] if text]
+        return texts
+
+    def term_statistics(self) -> TermStatistics | None:
+        """The keyword index's passage count and term frequencies (building the index if this mode has
+        none yet); None without a place for one."""
+        index = self._lexical_index()
+        return index.term_statistics() if index else None
 
     def prepare(self) -> None:
         """Load (or build once) what the mode needs for the active build, before the first question."""
@@ -94,7 +145,7 @@ class Retriever:
         scores = dict(found)
         return [Hit(h.id, h.text, h.metadata, scores[h.id]) for h in self.store.get([i for i, _ in found])]
 
-    def _hybrid(self, question: str, k: int) -> list[Hit]:
+    def _hybrid(self, question: str, k: int) -> tuple[list[Hit], float | None]:
         """Both rankings fused: by reciprocal rank, or by a convex combination of normalized scores.
 
         The keyword side (search and fetching its candidates) runs in a second thread while the question is
@@ -112,7 +163,8 @@ class Retriever:
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         known.update({hit.id: hit for hit in dense})
         # Every passage carries its fused score: a keyword-only match has no cosine, and 0 would misstate it.
-        return [Hit(i, known[i].text, known[i].metadata, fused[i]) for i in best if i in known]
+        hits = [Hit(i, known[i].text, known[i].metadata, fused[i]) for i in best if i in known]
+        return hits, (dense[0].score if dense else None)
 
     def _keyword_candidates(
         self, question: str, depth: int

@@ -9,6 +9,13 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# The calibrated relevance decision's defaults (rag.relevance; the agent's RELEVANCE_* settings): here, so
+# that reading settings does not import the retrieval code.
+DEFAULT_UNRELATED_RATE = 0.05
+# The median: a question made only of words the knowledge never uses must be as similar to it as the
+# knowledge's own sentences typically are. Lower answers more paraphrased questions, and more near-topic
+# ones that it should not (README: the measured trade-off).
+DEFAULT_FOREIGN_QUANTILE = 0.5
 
 
 class RagSettings(BaseSettings):

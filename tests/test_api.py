@@ -217,7 +217,7 @@ def test_degraded_answers_are_not_cached(make_client: AppFactory, fake_gemini: F
     assert outage["status"] == "success" and outage["model_info"]["provider"] == "extractive"
     assert fake_gemini.calls == 2
 
-    fake_gemini.reset(default=Reply(text="Back online."))
+    fake_gemini.reset(default=Reply(text="It is back online."))
     recovered = client.post("/chat", json=QUESTION).json()
     assert recovered["cached"] is False and recovered["model_info"]["provider"] == "gemini"
 

@@ -35,19 +35,30 @@ PASSAGES = (
 )
 
 
-def test_picks_the_sentences_that_answer_and_cites_sections() -> None:
+def test_opens_with_the_sentence_that_answers() -> None:
     text = asyncio.run(
         ExtractiveGenerator(max_sentences=2).generate(Prompt("When is the support line open?", PASSAGES))
     )
-    assert "8:30 to 18:00" in text
-    assert "Parking" not in text
-    assert "**Support Hours**" in text
+    assert text.startswith("The support line is open Monday to Friday, 8:30 to 18:00 UK time.")
+    assert "Parking" not in text and "friendly" not in text
     assert "Source" not in text  # sources travel as structured data beside the answer
 
 
-def test_spreads_picks_over_passages_in_reading_order() -> None:
-    groups = select_sentences("support hours for emergencies", PASSAGES, limit=2)
-    assert [rank for rank, _ in groups] == [0, 1]
+def test_the_best_passage_comes_first_and_reads_in_its_own_order() -> None:
+    groups = select_sentences("support hours for emergencies", PASSAGES, limit=3)
+    emergencies = [
+        "Emergency support is available 24/7 for Care Plus clients.",
+        "Other clients wait for office hours.",
+    ]
+    assert groups[0] == (1, emergencies)
+    assert groups[1:] == [(0, ["The support line is open Monday to Friday, 8:30 to 18:00 UK time."])]
+
+
+def test_a_heading_the_sentence_does_not_name_labels_it() -> None:
+    text = asyncio.run(
+        ExtractiveGenerator().generate(Prompt("What are the support hours for emergencies?", PASSAGES))
+    )
+    assert "**Support Hours**: The support line is open" in text
 
 
 def test_nothing_to_extract_falls_through() -> None:

@@ -65,9 +65,9 @@ def test_success_sends_instructions_apart_from_context(fake_gemini: FakeGemini) 
 
 
 def test_503_then_success_is_retried(fake_gemini: FakeGemini) -> None:
-    fake_gemini.reset(Reply(status=503), Reply(text="Recovered."))
+    fake_gemini.reset(Reply(status=503), Reply(text="It recovered."))
     result = run(chain(fake_gemini).generate(PROMPT))
-    assert result.provider == "gemini" and result.text == "Recovered."
+    assert result.provider == "gemini" and result.text == "It recovered."
     assert fake_gemini.calls == 2
 
 
@@ -85,8 +85,8 @@ def test_always_503_exhausts_retries_with_backoff_then_falls_back(fake_gemini: F
 
 
 def test_429_is_retried(fake_gemini: FakeGemini) -> None:
-    fake_gemini.reset(Reply(status=429), Reply(text="After the rate limit."))
-    assert run(chain(fake_gemini).generate(PROMPT)).text == "After the rate limit."
+    fake_gemini.reset(Reply(status=429), Reply(text="It answered after the rate limit."))
+    assert run(chain(fake_gemini).generate(PROMPT)).text == "It answered after the rate limit."
     assert fake_gemini.calls == 2
 
 

@@ -42,7 +42,14 @@ def client_for(make_client: AppFactory, fake: FakeGemini, tmp_path: Path) -> Tes
     shutil.copytree(KNOWLEDGE, knowledge)
     (knowledge / "partners.md").write_text(POISONED)
     return make_client(
-        agent={"llm_chain": "gemini,extractive", "google_api_key": KEY, "gemini_base_url": fake.url},
+        agent={
+            "llm_chain": "gemini,extractive",
+            "google_api_key": KEY,
+            "gemini_base_url": fake.url,
+            # These attacks are off-topic on purpose: what is tested is what reaches the model when one is
+            # asked, not the relevance check that would otherwise answer "I don't know" first.
+            "relevance_check": False,
+        },
         rag={"knowledge_dir": knowledge, "chroma_path": tmp_path / "db"},
     )
 

@@ -276,6 +276,20 @@ HOSTILE_PASSAGES = [
     " " * N + "1" * N + "x",
     "- " * (N // 2),
     "a'" * (N // 2),
+    "Aa " * (N // 3),  # capitalised runs, read for their initials ("Chief Executive Officer": CEO)
+    "Aa" + " " * N + "Ab",
+    "Ab" * (N // 2),
+    " A" * (N // 2),
+    "1." * (N // 2),  # numbers and the kinds of fact they are
+    "£1:" * (N // 3),
+    "+0 " * (N // 3),
+    "1,1" * (N // 3) + "%",
+    "**1** (" * (N // 7),  # markup that, stripped, would join numbers: the fact check reads the unit
+    "| 1 | 2 |\n" * (N // 10),  # table rows
+    "|a|\n|---|\n" + "| 1 |\n" * (N // 6),
+    "Note:\n" * (N // 6),  # sentences that introduce what follows them
+    "- a\n  b\n" * (N // 8),
+    "```\n" * (N // 4),
 ]
 
 
@@ -284,6 +298,8 @@ def test_extractive_sentences_are_linear(text: str) -> None:
     assert_fast(_sentences, text)
     passage = Passage("id", "hostile.md", "Hostile", "Plans", text, 0.5)
     assert_fast(lambda question: select_sentences(question, (passage,), 4), "what does the plan cost?")
+    other = Passage("id", "hostile.md", text[:N], text[:N], "A plan costs £10. " + text, 0.5)
+    assert_fast(lambda question: select_sentences(question, (other,), 4), "When? How much? Aa Aa a 1 b?")
 
 
 def test_links_are_stripped_as_the_old_pattern_did() -> None:

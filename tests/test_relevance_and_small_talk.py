@@ -63,8 +63,13 @@ def test_the_no_answer_text_and_the_floor_are_settings(make_client: AppFactory) 
     body = client.post("/chat", json={"message": OFF_TOPIC[0]}).json()
     assert body["response"] == f"That is not something we know about. {CONTACT}"
 
-    without_floor = make_client(agent={"relevance_floor": 0.0}).post("/chat", json={"message": OFF_TOPIC[0]})
-    assert without_floor.json()["sources"]  # every passage passes a floor of 0
+    # The floor alone decides once the calibrated check is off: every passage passes a floor of 0.
+    unchecked = make_client(agent={"relevance_floor": 0.0, "relevance_check": False})
+    assert unchecked.post("/chat", json={"message": OFF_TOPIC[0]}).json()["sources"]
+    # And the floor is a hard minimum with the check on: nothing reaches a floor of 1.
+    strict = make_client(agent={"relevance_floor": 1.0})
+    body = strict.post("/chat", json={"message": "Where is your office?"}).json()
+    assert body["sources"] == [] and body["model_info"]["model"] == "no-match"
 
 
 def test_a_streamed_unanswerable_question_ends_with_the_same_answer(make_client: AppFactory) -> None:

@@ -84,7 +84,7 @@ def test_a_fault_goes_to_the_next_tier(
     broken: FakeLLMServer = fake_gemini if failing == "gemini" else fake_openai
     broken.reset(default=RETRYABLE[reason] if retryable else fall_through_reply(reason, failing))
     if failing == "gemini":
-        fake_openai.reset(default=Reply(text="Answer from the model server."))
+        fake_openai.reset(default=Reply(text="It came from the model server."))
 
     started = time.monotonic()
     body = client.post("/chat", json={"message": "What services do you offer?"}).json()
@@ -93,7 +93,7 @@ def test_a_fault_goes_to_the_next_tier(
     expected = "openai" if failing == "gemini" else "extractive"
     assert body["status"] == "success" and body["model_info"]["provider"] == expected
     if expected == "openai":
-        assert body["response"] == "Answer from the model server."
+        assert body["response"] == "It came from the model server."
     calls = 1 + RETRIES if retryable else 1
     assert broken.calls == calls
     assert elapsed < 15.0
@@ -119,6 +119,7 @@ def test_the_deadline_holds_when_an_upstream_hangs(
     )
     fake_gemini.reset(default=Reply(delay=6.0))
     fake_openai.reset(default=Reply(delay=6.0))
+    client.app.state.services.agent.prepare()  # the start-up warm-up, done: only the answer is timed
     started = time.monotonic()
     body = client.post("/chat", json={"message": "What are your support hours?"}).json()
     elapsed = time.monotonic() - started
@@ -134,10 +135,12 @@ def test_retry_after_is_honoured(
     make_client: AppFactory, fake_gemini: FakeGemini, fake_openai: FakeOpenAI
 ) -> None:
     client = make_client(agent=remote_settings(fake_gemini, fake_openai, llm_chain="gemini,extractive"))
-    fake_gemini.reset(Reply(status=429, headers={"Retry-After": "1"}), Reply(text="After waiting."))
+    fake_gemini.reset(
+        Reply(status=429, headers={"Retry-After": "1"}), Reply(text="It answered after waiting.")
+    )
     body = client.post("/chat", json={"message": "hello there, what do you do?"}).json()
 
-    assert body["model_info"]["provider"] == "gemini" and body["response"] == "After waiting."
+    assert body["model_info"]["provider"] == "gemini" and body["response"] == "It answered after waiting."
     first, second = (r.at for r in fake_gemini.requests)
     assert 1.0 <= second - first < 1.6  # the server's wait, not our 0.05 s backoff, plus at most 25% jitter
 
@@ -147,7 +150,7 @@ def test_a_retry_after_beyond_the_cap_is_not_waited_for(
 ) -> None:
     client = make_client(agent=remote_settings(fake_gemini, fake_openai, retry_after_max=5.0))
     fake_gemini.reset(default=Reply(status=429, headers={"Retry-After": "120"}))
-    fake_openai.reset(default=Reply(text="From the model server."))
+    fake_openai.reset(default=Reply(text="It came from the model server."))
     started = time.monotonic()
     body = client.post("/chat", json={"message": "What do you offer?"}).json()
     assert body["model_info"]["provider"] == "openai"
@@ -162,10 +165,10 @@ def test_gemini_retry_info_in_the_body_is_honoured(
         "error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "details": [retry_info]}
     }
     client = make_client(agent=remote_settings(fake_gemini, fake_openai, llm_chain="gemini,extractive"))
-    fake_gemini.reset(Reply(status=429, body=quota), Reply(text="Quota back."))
+    fake_gemini.reset(Reply(status=429, body=quota), Reply(text="The quota is back."))
     assert (
         client.post("/chat", json={"message": "What are your support hours?"}).json()["response"]
-        == "Quota back."
+        == "The quota is back."
     )
     first, second = (r.at for r in fake_gemini.requests)
     assert 0.8 <= second - first < 1.3
@@ -180,7 +183,7 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
         )
     )
     fake_gemini.reset(default=Reply(status=503))
-    fake_openai.reset(default=Reply(text="Model server answer."))
+    fake_openai.reset(default=Reply(text="It came from the model server."))
 
     def ask(n: int) -> str:
         body = client.post(
@@ -217,7 +220,7 @@ def test_circuit_opens_skips_then_lets_one_trial_through(
     assert ask(7) == "openai" and fake_gemini.calls == 4
 
     time.sleep(1.1)
-    fake_gemini.reset(default=Reply(text="Gemini is back."))
+    fake_gemini.reset(default=Reply(text="The cloud model is back."))
     assert ask(8) == "gemini" and fake_gemini.calls == 1
     assert circuit() == "closed" and ask(9) == "gemini"
 
@@ -231,7 +234,7 @@ def test_half_open_trial_makes_a_single_attempt(
         )
     )
     fake_gemini.reset(default=Reply(status=503))
-    fake_openai.reset(default=Reply(text="Model server answer."))
+    fake_openai.reset(default=Reply(text="It came from the model server."))
     client.post("/chat", json={"message": "What services do you offer?"})
     assert fake_gemini.calls == 2  # the circuit opened after two failed attempts: the third was not made
     time.sleep(0.6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,8 +40,10 @@ class GeminiGenerator:
             return TierStatus("not configured", "GOOGLE_API_KEY is not set")
         return TierStatus("ready")
 
-    def _get_client(self) -> Any:
-        if self._client is None:
+    def warm_up(self) -> None:
+        """Builds the SDK client. Importing the SDK takes about a second: the service does it in the
+        background at start, so that neither a visitor's first question nor the event loop waits for it."""
+        if self._client is None and self._api_key:
             from google import genai
             from google.genai import types
 
@@ -50,12 +53,16 @@ class GeminiGenerator:
                 base_url=self._base_url, retry_options=types.HttpRetryOptions(attempts=1)
             )
             self._client = genai.Client(api_key=self._api_key, http_options=options)
+
+    async def _ready(self) -> Any:
+        if not self._api_key:
+            raise TierUnavailable("GOOGLE_API_KEY is not set", reason="not_configured")
+        if self._client is None:
+            await asyncio.to_thread(self.warm_up)
         return self._client
 
     def _config(self, prompt: Prompt, timeout: float) -> Any:
-        if not self._api_key:
-            raise TierUnavailable("GOOGLE_API_KEY is not set", reason="not_configured")
-        from google.genai import types
+        from google.genai import types  # imported by `warm_up` already
 
         return types.GenerateContentConfig(
             system_instruction=prompt.system,
@@ -67,9 +74,10 @@ class GeminiGenerator:
         )
 
     async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+        client = await self._ready()
         config = self._config(prompt, timeout)
         try:
-            response = await self._get_client().aio.models.generate_content(
+            response = await client.aio.models.generate_content(
                 model=self.model, contents=prompt.user_message(), config=config
             )
         except Exception as exc:  # classified right here, once, into our error tree
@@ -80,7 +88,8 @@ class GeminiGenerator:
         return guarded(self._pieces(prompt, timeout), classify, "Gemini")
 
     async def _pieces(self, prompt: Prompt, timeout: float) -> AsyncIterator[str]:
-        chunks = await self._get_client().aio.models.generate_content_stream(
+        client = await self._ready()
+        chunks = await client.aio.models.generate_content_stream(
             model=self.model, contents=prompt.user_message(), config=self._config(prompt, timeout)
         )
         first = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,14 +41,19 @@ class OpenAICompatGenerator:
             return TierStatus("not configured", "OPENAI_MODEL is not set")
         return TierStatus("ready")
 
-    def _get_client(self) -> Any:
-        if self._client is None:
+    def warm_up(self) -> None:
+        """Builds the SDK client off the request path (its import takes most of a second)."""
+        if self._client is None and self.status().usable:
             from openai import AsyncOpenAI
 
             # max_retries=0: the chain owns retries, and stacking two retry loops multiplies the wait.
             self._client = AsyncOpenAI(
                 base_url=self._base_url, api_key=self._api_key or _NO_KEY, max_retries=0
             )
+
+    async def _ready(self) -> Any:
+        if self._client is None:
+            await asyncio.to_thread(self.warm_up)
         return self._client
 
     def _request(self, prompt: Prompt, timeout: float) -> dict[str, Any]:
@@ -71,7 +77,7 @@ class OpenAICompatGenerator:
     async def generate(self, prompt: Prompt, *, timeout: float) -> str:
         request = self._request(prompt, timeout)
         try:
-            response = await self._get_client().chat.completions.create(**request)
+            response = await (await self._ready()).chat.completions.create(**request)
         except Exception as exc:  # classified right here, once, into our error tree
             raise classify(exc) from exc
         return _text_of(response)
@@ -80,7 +86,7 @@ class OpenAICompatGenerator:
         return guarded(self._pieces(prompt, timeout), classify, "OpenAI-compatible server")
 
     async def _pieces(self, prompt: Prompt, timeout: float) -> AsyncIterator[str]:
-        chunks = await self._get_client().chat.completions.create(
+        chunks = await (await self._ready()).chat.completions.create(
             **self._request(prompt, timeout), stream=True
         )
         produced = False
