@@ -30,17 +30,17 @@ def test_a_request_that_bypasses_the_cache_never_writes_it(
 ) -> None:
     fake_gemini.reset(
         Reply(text="We build websites."),
-        Reply(text="Something a sampling model should never have said."),
-        Reply(text="Streamed, and just as bad."),
+        Reply(text="a sampling model should never have said this."),
+        Reply(text="it streamed, and just as bad."),
     )
     client = make_client(agent={"google_api_key": "k-123", "gemini_base_url": fake_gemini.url})
 
     first = client.post("/chat", json={"message": QUESTION}).json()
     assert first["response"] == "We build websites." and first["cached"] is False
     bypass = client.post("/chat", json={"message": QUESTION, "use_cache": False}).json()
-    assert bypass["response"].startswith("Something") and bypass["cached"] is False
+    assert bypass["response"].startswith("a sampling model") and bypass["cached"] is False
     streamed = client.post("/chat/stream", json={"message": QUESTION, "use_cache": False}).text
-    assert "Streamed" in streamed
+    assert "it streamed" in streamed
 
     again = client.post("/chat", json={"message": QUESTION}).json()
     assert again["cached"] is True and again["response"] == "We build websites."

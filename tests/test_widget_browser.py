@@ -42,11 +42,12 @@ CHROMIUM_ARGS = [
 ]
 ANSWER_TIMEOUT = 60_000  # ms: the first question also loads the embedding model
 GREETING = "Hi! How can I help you today?"
-SERVICES_TEXT = "sell online"  # from the E-commerce section of knowledge/services.md
+SERVICES_TEXT = "seven services"  # from the opening of knowledge/services.md
 RATE_LIMITED = "You're sending messages a little fast — please wait a moment and try again."
+# In sentences: the service releases an answer a sentence at a time, and the widget must show it streaming.
 XSS_REPLY = (
-    'Hello <img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> **bold** '
-    "[link](javascript:alert(1)) https://example.com/ok"
+    'Hello there. <img src=x onerror="window.__pwned=1"> is an image. <script>window.__pwned=2</script> is a '
+    "script. **bold** [link](javascript:alert(1)) https://example.com/ok"
 )
 
 # Hostile on purpose: a page whose CSS would wreck any widget that lived in its document.
@@ -165,7 +166,15 @@ def servers(
     started = [
         start("plain"),
         start("limited", RATE_LIMIT_CHAT="2/minute"),
-        start("gemini", GOOGLE_API_KEY="test-key", GEMINI_BASE_URL=fake_gemini_server.url),
+        # Hostile model output must reach the widget to show that it renders as text: no fact check, and
+        # no relevance check in front of the model ("Say hello" is about nothing in the knowledge).
+        start(
+            "gemini",
+            GOOGLE_API_KEY="test-key",
+            GEMINI_BASE_URL=fake_gemini_server.url,
+            GROUNDING="off",
+            RELEVANCE_CHECK="false",
+        ),
     ]
     try:
         for server in started:
