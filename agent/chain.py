@@ -316,9 +316,9 @@ class GeneratorChain:
         except StopAsyncIteration:
             return None
 
-    @staticmethod
-    def _check_held(tier: Tier, prompt: Prompt, text: str) -> None:
-        if tier.hold and tier.checked and not answers_kind(prompt.question, text):
+    def _check_held(self, tier: Tier, prompt: Prompt, text: str) -> None:
+        checking = tier.hold and tier.checked and self.guard.mode == "strict"
+        if checking and not answers_kind(prompt.question, text):
             raise FallThroughError(
                 f"{tier.generator.provider} did not state what was asked", reason="unanswered"
             )
