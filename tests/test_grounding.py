@@ -257,3 +257,14 @@ def test_a_held_answer_that_does_not_state_what_was_asked_falls_through(fake_gem
     fake_gemini.reset(default=Reply(text="It costs £12,500. It takes twelve weeks."))
     provider, text = streamed(generators)
     assert (provider, text) == ("gemini", "It costs £12,500. It takes twelve weeks.")  # one piece, whole
+
+
+def test_with_the_guard_off_a_held_answer_is_shown_as_written(fake_gemini: FakeGemini) -> None:
+    gemini = GeminiGenerator("test-key-123", "gemini-test", base_url=fake_gemini.url)
+    gemini.warm_up()
+    generators = GeneratorChain(
+        [Tier(gemini, 5.0, hold=True), Tier(ExtractiveGenerator(), 5.0, last_resort=True, checked=False)],
+        guard=GroundingGuard("off"),
+    )
+    fake_gemini.reset(default=Reply(text="The Growth package is a great choice for growing businesses."))
+    assert asyncio.run(generators.generate(PROMPT)).provider == "gemini"
