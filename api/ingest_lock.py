@@ -1,7 +1,9 @@
 """Replicas sharing a Chroma server ingest one at a time: a Redis lock, held while an ingest runs.
 
 The lock expires on its own if its holder dies, so it is renewed while the ingest goes on. A replica that
-waits finds the store up to date when its turn comes, and embeds nothing.
+waits finds the store up to date when its turn comes, and embeds nothing. Inside a process the store's own
+writer lock (`KnowledgeStore.writer`) keeps ingests apart; an embedded store has one process
+(`rag.store_lock`), so it needs no lock here.
 """
 
 from __future__ import annotations
@@ -21,17 +23,16 @@ WAIT_SECONDS = 3600  # how long a replica waits for another's ingest before givi
 
 
 def ingest_guard(settings: Settings) -> Callable[[], AbstractContextManager[object]]:
-    """A context-manager factory: the Redis lock with a Chroma server and Redis, nothing otherwise (one
-    process per embedded store is enforced elsewhere)."""
+    """A context-manager factory: the Redis lock with a Chroma server and Redis, nothing otherwise."""
     url = settings.api.redis_url
     if not settings.rag.chroma_host or not url:
         return nullcontext
     name = f"{settings.api.redis_prefix}:ingest-lock:{settings.rag.collection_prefix}"
-    return lambda: _held(url, name)
+    return lambda: _one_replica_ingesting(url, name)
 
 
 @contextmanager
-def _held(url: str, name: str) -> Iterator[None]:
+def _one_replica_ingesting(url: str, name: str) -> Iterator[None]:
     import redis
 
     client = redis.Redis.from_url(url)

@@ -50,12 +50,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pause", type=float, default=0.0)
     args = parser.parse_args(argv)
 
+    import chromadb
+    from chromadb.config import Settings
+
     from rag.settings import RagSettings
     from rag.store import open_store
 
-    # The store only finds the served build's collection; the loop calls Chroma's own API on it.
-    collection = open_store(RagSettings(_env_file=None, chroma_path=args.store)).active_collection
-    assert collection is not None, "the benchmark store has no build"
+    # The store only finds the served build; the loop calls Chroma's own API on its collection (the floor
+    # the service is measured against, so not through the store).
+    build = open_store(RagSettings(_env_file=None, chroma_path=args.store)).active_build
+    assert build is not None, "the benchmark store has no build"
+    client = chromadb.PersistentClient(path=str(args.store), settings=Settings(anonymized_telemetry=False))
+    collection = client.get_collection(build.name)
     encode = _encoder(args.backend)
     queries: list[str] = json.loads(args.queries.read_text())
     for query in queries[-WARM_UP:]:

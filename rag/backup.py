@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeGuard
 
 from rag.manifest import Manifest
-from rag.store import KnowledgeStore
+from rag.store import Build, KnowledgeStore, Record
 
 FORMAT = "kb-chatbot-store"
 VERSION = 1
@@ -89,7 +89,13 @@ def _write(store: KnowledgeStore, manifest: Manifest, partial: Path) -> int:
     with gzip.open(partial, "wt", encoding="utf-8") as out:
         header = {"format": FORMAT, "version": VERSION, "manifest": json.loads(manifest.to_json())}
         out.write(json.dumps({**header, "chunks": store.count()}) + "\n")
-        for chunk in store.export_chunks():
+        for record in store.export_chunks():
+            chunk = {
+                "id": record.id,
+                "document": record.document,
+                "metadata": record.metadata,
+                "embedding": record.embedding,
+            }
             out.write(json.dumps(chunk, separators=(",", ":")) + "\n")
             count += 1
     return count
@@ -110,18 +116,19 @@ def import_store(store: KnowledgeStore, source: Path, expected: Manifest | None 
                 f"{expected.embedding_model} ({expected.chunk_size}/{expected.chunk_overlap}, chunker "
                 f"{expected.chunker}): its vectors would not match"
             )
-        collection = store.begin_build(manifest)
-        try:
-            count = _fill(store, collection, reader, header["chunks"], _served_dimension(store, manifest))
-        except BaseException as exc:
-            _drop(store, collection, exc)  # the served build was never touched
-            if isinstance(exc, Exception) and not isinstance(exc, BackupError):
-                # Chroma refuses with many types (ValueError, its own errors...): callers need one.
-                raise BackupError(
-                    f"the store refused the file's chunks: {type(exc).__name__}: {exc}"
-                ) from exc
-            raise
-    store.complete_build(collection, manifest)
+        with store.writer() as writer:
+            build = writer.new_build(manifest)
+            try:
+                count = _fill(build, reader, header["chunks"], _served_dimension(store, manifest))
+            except BaseException as exc:
+                _drop(build, exc)  # the served build was never touched
+                if isinstance(exc, Exception) and not isinstance(exc, BackupError):
+                    # Chroma refuses with many types (ValueError, its own errors...): callers need one.
+                    raise BackupError(
+                        f"the store refused the file's chunks: {type(exc).__name__}: {exc}"
+                    ) from exc
+                raise
+            build.complete(manifest)
     return BackupSummary(manifest.version, len(manifest.files), count)
 
 
@@ -194,17 +201,14 @@ def _manifest(header: dict[str, Any]) -> Manifest:
 def _served_dimension(store: KnowledgeStore, manifest: Manifest) -> int | None:
     """The length of the served build's vectors when it was embedded as the file's were: the model's
     dimension, which every imported vector must have."""
-    build, collection = store.active_build, store.active_collection
-    if build is None or collection is None or build.manifest.parameters != manifest.parameters:
+    build = store.active_build
+    if build is None or build.manifest.parameters != manifest.parameters:
         return None
-    vectors = collection.get(limit=1, include=["embeddings"])["embeddings"]
-    return len(vectors[0]) if vectors is not None and len(vectors) else None
+    return store.dimension()
 
 
-def _fill(
-    store: KnowledgeStore, collection: Any, reader: _Reader, expected: int, dimension: int | None
-) -> int:
-    """Add every chunk of the file to `collection`; the number added."""
+def _fill(build: Build, reader: _Reader, expected: int, dimension: int | None) -> int:
+    """Add every chunk of the file to `build`; the number added."""
     count, size = 0, 0
     batch: list[dict[str, Any]] = []
     while (line := reader.line(MAX_LINE_BYTES, "a chunk line")) is not None:
@@ -220,13 +224,13 @@ def _fill(
         batch.append(chunk)
         size += len(line)
         if len(batch) >= BATCH_CHUNKS or size >= BATCH_BYTES:
-            _add(store, collection, batch)
+            _add(build, batch)
             batch, size = [], 0
-    _add(store, collection, batch)
+    _add(build, batch)
     if count != expected:
         raise BackupError(f"the file is incomplete: {count} of {expected} chunks")
     # Chroma keeps the first of two chunks with one id when they come in different batches.
-    stored = int(collection.count())
+    stored = build.count()
     if stored != count:
         raise BackupError(f"the file repeats chunk ids: {count} chunks, {stored} distinct ids")
     return count
@@ -275,27 +279,21 @@ def _is_vector(value: Any) -> bool:
     )
 
 
-def _add(store: KnowledgeStore, collection: Any, batch: list[dict[str, Any]]) -> None:
+def _add(build: Build, batch: list[dict[str, Any]]) -> None:
     if not batch:
         return
     ids = [c["id"] for c in batch]
     if len(set(ids)) != len(ids):
         raise BackupError("the file repeats chunk ids")
-    store.add(
-        collection,
-        ids=ids,
-        embeddings=[c["embedding"] for c in batch],
-        documents=[c["document"] for c in batch],
-        metadatas=[c["metadata"] for c in batch],
-    )
+    build.add([Record(**c) for c in batch])
 
 
-def _drop(store: KnowledgeStore, collection: Any, reason: BaseException) -> None:
+def _drop(build: Build, reason: BaseException) -> None:
     try:
-        store.drop(collection)
+        build.drop()
     except Exception as exc:  # e.g. the server went away: say so, with why the import failed
         raise BackupError(
-            f"{reason}; the unfinished build {collection.name} could not be removed ({exc}): "
+            f"{reason}; the unfinished build {build.name} could not be removed ({exc}): "
             "the next ingest removes it"
         ) from exc
 

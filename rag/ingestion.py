@@ -9,12 +9,11 @@ model or chunking parameters leaves nothing reusable and so rebuilds everything.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 
@@ -23,7 +22,7 @@ from rag.embedder import Embedder, resolve_model_path
 from rag.loading import ReadLimits, SourceFile, UnreadableFile, load, scan
 from rag.manifest import FileEntry, Manifest
 from rag.settings import RagSettings
-from rag.store import KnowledgeStore
+from rag.store import Build, KnowledgeStore, Record, StoreWriter
 from rag.tokens import TokenCounter, tokens_for
 
 log = structlog.get_logger(__name__)
@@ -34,8 +33,6 @@ ProgressFactory = Callable[[int], Callable[[int], None]]
 # Chunks embedded (then written) per group, in batches of the embedder's batch size. Chunks are sorted by
 # length first, so batches hold texts of similar length and little padding.
 _GROUP_BATCHES = 16
-
-_ingest_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +89,16 @@ def ensure_ingested(
     progress: ProgressFactory | None = None,
     force: bool = False,
 ) -> IngestReport:
-    """Blocking (hashing, maybe embedding): run it in a worker thread. One ingest at a time per process."""
+    """Blocking (hashing, maybe embedding): run it in a worker thread. It holds the store's writer from start
+    to end: one ingest or import at a time in a process, and what to build is decided from what is served
+    with no other writer in between."""
     started = time.perf_counter()
-    with _ingest_lock:
+    with store.writer() as writer:
         sources = scan(settings.knowledge_dir)
         wanted = _manifest(settings, sources)
         active = store.refresh()
         if active is not None and active.manifest.matches(wanted) and not force:
-            store.remove_stale()  # leftovers of an interrupted build, if any
+            writer.remove_stale()  # leftovers of an interrupted build, if any
             log.info(
                 "knowledge_up_to_date",
                 detail="store matches the knowledge folder; nothing to embed",
@@ -111,21 +110,18 @@ def ensure_ingested(
                 "up_to_date", wanted.version, len(wanted.files), store.count(), _since(started)
             )
         changes = compare(active.manifest if active else None, wanted, force)
-        # Donors: builds whose vectors are still right for these chunk ids. A forced rebuild trusts none.
-        donors = [] if force else store.unfinished_builds(wanted)
-        if not changes.rebuild and store.active_collection is not None:
-            donors.insert(0, store.active_collection)
-        return _build(store, embedder, settings, sources, wanted, changes, donors, progress, started)
+        return _build(store, writer, embedder, settings, sources, wanted, changes, force, progress, started)
 
 
 def _build(
     store: KnowledgeStore,
+    writer: StoreWriter,
     embedder: Embedder,
     settings: RagSettings,
     sources: list[SourceFile],
     wanted: Manifest,
     changes: Changes,
-    donors: list[Any],
+    force: bool,
     progress: ProgressFactory | None,
     started: float,
 ) -> IngestReport:
@@ -138,24 +134,25 @@ def _build(
         removed=len(changes.removed),
         unchanged=len(changes.unchanged),
     )
-    collection = store.begin_build(wanted)
+    build = writer.new_build(wanted)
 
     kept = set(changes.unchanged)
-    copied = store.copy_sources(collection, kept)
+    copied = build.copy_from_active(kept)
     entries = {p: e for p, e in (active.manifest.files.items() if active else ()) if p in kept}
 
     tokens = tokens_for(resolve_model_path(settings.embedding_model))
     todo = [s for s in sources if s.relative not in kept]
     chunks, new_entries = _chunk_files(todo, settings, tokens)
     entries.update(new_entries)
-    known = store.vectors(donors, [c.id for c in chunks]) if donors else {}
+    # Vectors already stored for these chunk ids are still right for them; a forced rebuild trusts none.
+    known = {} if force else build.known_vectors([c.id for c in chunks])
     reused = [c for c in chunks if c.id in known]
-    _add(store, collection, reused, [known[c.id] for c in reused])
+    _add(build, reused, [known[c.id] for c in reused])
     fresh = sorted((c for c in chunks if c.id not in known), key=lambda c: len(c.embedding_text()))
-    _embed_and_add(store, embedder, collection, fresh, progress)
+    _embed_and_add(embedder, build, fresh, progress)
 
     manifest = wanted.with_files(dict(sorted(entries.items())))
-    store.complete_build(collection, manifest)
+    build.complete(manifest)
     report = IngestReport(
         status="rebuilt" if changes.rebuild else "updated",
         version=manifest.version,
@@ -212,11 +209,7 @@ def _skipped(entries: dict[str, FileEntry], source: SourceFile, reason: str, now
 
 
 def _embed_and_add(
-    store: KnowledgeStore,
-    embedder: Embedder,
-    collection: Any,
-    chunks: list[Chunk],
-    progress: ProgressFactory | None,
+    embedder: Embedder, build: Build, chunks: list[Chunk], progress: ProgressFactory | None
 ) -> None:
     """Embed group after group while the group before is written: the store's indexing then hides behind
     the model instead of adding to it. One write in flight at a time, in order; a failed write stops it."""
@@ -224,27 +217,20 @@ def _embed_and_add(
         return
     on_batch = progress(len(chunks)) if progress else None
     group = embedder.batch_size * _GROUP_BATCHES
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as writer:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as write_thread:
         writing: Future[None] | None = None
         for start in range(0, len(chunks), group):
             batch = chunks[start : start + group]
             vectors = embedder.embed([c.embedding_text() for c in batch], progress=on_batch)
             if writing is not None:
                 writing.result()
-            writing = writer.submit(_add, store, collection, batch, vectors)
+            writing = write_thread.submit(_add, build, batch, vectors)
         if writing is not None:
             writing.result()
 
 
-def _add(store: KnowledgeStore, collection: Any, chunks: list[Chunk], vectors: list[Any]) -> None:
-    if chunks:
-        store.add(
-            collection,
-            ids=[c.id for c in chunks],
-            embeddings=vectors,
-            documents=[c.text for c in chunks],
-            metadatas=[_metadata(c) for c in chunks],
-        )
+def _add(build: Build, chunks: list[Chunk], vectors: list[list[float]]) -> None:
+    build.add([Record(c.id, c.text, _metadata(c), v) for c, v in zip(chunks, vectors, strict=True)])
 
 
 def _manifest(settings: RagSettings, sources: list[SourceFile]) -> Manifest:

@@ -116,14 +116,7 @@ class Retriever:
 
     def sample_passages(self, n: int) -> list[str]:
         """The texts of up to `n` passages spread evenly over the knowledge (the same ones every time)."""
-        collection, total = self.store.active_collection, self.store.count()
-        if collection is None or not total:
-            return []
-        texts: list[str] = []
-        for offset in sorted({i * total // n for i in range(n)}):
-            page = collection.get(include=["documents"], limit=1, offset=offset)
-            texts += [text for text in page["documents"] or [] if text]
-        return texts
+        return self.store.sample_texts(n)
 
     def term_statistics(self) -> TermStatistics | None:
         """The keyword index's passage count and term frequencies (building the index if this mode has

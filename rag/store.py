@@ -1,9 +1,13 @@
-"""The Chroma store: one collection per complete build, switched to only when the build is complete.
+"""The Chroma store, and the only module that talks to Chroma: one collection per complete build, switched to
+only when the build is complete.
 
 A build writes into a fresh collection marked `building`; only when every chunk is in does its
 metadata flip to `complete` with the manifest (one write). Readers only ever see the newest complete
 collection, so an ingest killed half-way leaves the previous state served, and the leftovers are
 removed by the next ingest.
+
+Writers (an ingest, an import) get a `StoreWriter` from `KnowledgeStore.writer()` and fill a `Build` it hands
+out; they never see a Chroma collection.
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from rag.errors import StoreError
 from rag.manifest import Manifest
 from rag.settings import RagSettings
+
+if TYPE_CHECKING:
+    from chromadb import Collection, GetResult, Include
+    from chromadb.api import ClientAPI
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +42,10 @@ REFRESH_SECONDS = 5.0
 # ingest, at ~2 ms more per chunk written (next to 20-60 ms to embed it).
 _WRITE_BATCH = 16
 _READ_PAGE = 256
+_WHOLE: Include = ["embeddings", "documents", "metadatas"]
+_TEXT: Include = ["documents", "metadatas"]
+# One writer at a time in this process, through whichever KnowledgeStore object: two may open one folder.
+_one_writer = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +54,16 @@ class Hit:
     text: str
     metadata: dict[str, Any]
     score: float  # cosine similarity, 1.0 = same direction
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A chunk as the store keeps it, vector included: what a build is filled with and an export holds."""
+
+    id: str
+    document: str
+    metadata: dict[str, Any]
+    embedding: list[float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +76,11 @@ class CompleteBuild:
 class KnowledgeStore:
     """Owns the collections named `<prefix>-*` in one Chroma client (embedded or server)."""
 
-    def __init__(self, client: Any, prefix: str, shared: bool = False) -> None:
+    def __init__(self, client: ClientAPI, prefix: str, shared: bool = False) -> None:
         self._client = client
         self._prefix = prefix
-        self._lock = threading.Lock()
-        self._active: Any = None
+        self._switch = threading.Lock()  # the served collection, its build and its count change together
+        self._active: Collection | None = None
         self._active_build: CompleteBuild | None = None
         self._count = 0  # of the active build, which never changes once complete
         # On a server other replicas switch builds too: look for a newer one every few seconds.
@@ -117,15 +140,11 @@ class KnowledgeStore:
     def active_build(self) -> CompleteBuild | None:
         return self._active_build
 
-    @property
-    def active_collection(self) -> Any:
-        return self._active
-
     def refresh(self) -> CompleteBuild | None:
         """Point readers at the newest complete build."""
         self._refreshed = time.monotonic()
         builds = self._complete_builds()
-        with self._lock:
+        with self._switch:
             if builds:
                 newest = builds[0]
                 if self._active_build is None or self._active_build.name != newest.name:
@@ -136,27 +155,28 @@ class KnowledgeStore:
                 self._active, self._active_build, self._count = None, None, 0
         return self._active_build
 
-    def _step(self, wanted: int) -> int:
-        return min(wanted, int(self._client.get_max_batch_size()))
-
     def count(self) -> int:
         """Chunks in the active build; read from memory, safe to call on the event loop."""
         return self._count
 
     def query(self, embedding: Sequence[float], k: int) -> list[Hit]:
         self.keep_current()
-        result = None
         for attempt in (1, 2):
+            collection = self._active
+            if collection is None:
+                return []
             try:
-                result = self._query(embedding, k)
+                result = collection.query(
+                    query_embeddings=[embedding],
+                    n_results=k,
+                    include=["documents", "metadatas", "distances"],
+                )
                 break
             except Exception as exc:  # chromadb raises many unrelated types; callers need one
                 if attempt == 2 or not self._shared:
                     raise StoreError(f"vector query failed: {type(exc).__name__}") from exc
                 # Another replica may have switched builds and removed this one a moment ago.
                 self.refresh()
-        if result is None:
-            return []
         ids, docs = result["ids"][0], (result["documents"] or [[]])[0]
         metas, dists = (result["metadatas"] or [[]])[0], (result["distances"] or [[]])[0]
         return [
@@ -164,45 +184,19 @@ class KnowledgeStore:
             for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
         ]
 
-    def _query(self, embedding: Sequence[float], k: int) -> Any:
-        collection = self._active
-        if collection is None:
-            return None
-        return collection.query(
-            query_embeddings=[list(embedding)], n_results=k, include=["documents", "metadatas", "distances"]
-        )
-
     def chunks(self) -> tuple[str | None, list[Hit]]:
         """Every chunk of the active build, with the build's name (for indexes derived from it)."""
         collection, build = self._active, self._active_build
         if collection is None or build is None:
             return None, []
-        hits: list[Hit] = []
-        step = self._step(_READ_PAGE)
-        for offset in range(0, self._count, step):
-            page = collection.get(include=["documents", "metadatas"], limit=step, offset=offset)
-            metas = page["metadatas"] or [{}] * len(page["ids"])
-            docs = page["documents"] or [""] * len(page["ids"])
-            hits += [
-                Hit(i, d or "", dict(m or {}), 0.0) for i, d, m in zip(page["ids"], docs, metas, strict=True)
-            ]
-        return build.name, hits
+        return build.name, [hit for page in self._pages(collection, _TEXT) for hit in _hits(page)]
 
-    def export_chunks(self) -> Iterator[dict[str, Any]]:
+    def export_chunks(self) -> Iterator[Record]:
         """Every chunk of the active build with its vector, page by page."""
         collection = self._active
-        if collection is None:
-            return
-        step = self._step(_READ_PAGE)
-        for offset in range(0, self._count, step):
-            page = collection.get(include=["embeddings", "documents", "metadatas"], limit=step, offset=offset)
-            for n, chunk_id in enumerate(page["ids"]):
-                yield {
-                    "id": chunk_id,
-                    "document": (page["documents"] or [])[n],
-                    "metadata": (page["metadatas"] or [])[n],
-                    "embedding": [float(x) for x in page["embeddings"][n]],
-                }
+        if collection is not None:
+            for page in self._pages(collection, _WHOLE):
+                yield from _records(page)
 
     def get(self, ids: list[str]) -> list[Hit]:
         """Chunks by id (in the order given) from the active build."""
@@ -210,18 +204,53 @@ class KnowledgeStore:
         if collection is None or not ids:
             return []
         try:
-            page = collection.get(ids=ids, include=["documents", "metadatas"])
+            found = {hit.id: hit for hit in _hits(collection.get(ids=ids, include=_TEXT))}
         except Exception as exc:  # chromadb raises many unrelated types; callers need one
             raise StoreError(f"chunk lookup failed: {type(exc).__name__}") from exc
-        found = {
-            i: Hit(i, d or "", dict(m or {}), 0.0)
-            for i, d, m in zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True)
-        }
         return [found[i] for i in ids if i in found]
 
-    # -- building ------------------------------------------------------------------------------
+    def sample_texts(self, n: int) -> list[str]:
+        """The texts of up to `n` chunks spread evenly over the active build (the same ones every time)."""
+        collection, total = self._active, self._count
+        if collection is None or not total:
+            return []
+        texts: list[str] = []
+        for offset in sorted({i * total // n for i in range(n)}):
+            page = collection.get(include=["documents"], limit=1, offset=offset)
+            texts += [text for text in page["documents"] or [] if text]
+        return texts
 
-    def begin_build(self, manifest: Manifest) -> Any:
+    def dimension(self) -> int | None:
+        """The length of the active build's vectors; None when there is none."""
+        collection = self._active
+        if collection is None:
+            return None
+        vectors = _vectors(collection.get(limit=1, include=["embeddings"]))
+        return len(vectors[0]) if vectors else None
+
+    def build_statuses(self) -> dict[str, str]:
+        """Every build this store holds, complete or not, by name: its status (`building`, `complete`)."""
+        return {c.name: str((c.metadata or {}).get("status", "")) for c in self._owned()}
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[StoreWriter]:
+        """The one way to change what the store holds: one writer at a time in this process.
+
+        Writers must take turns because completing a build removes every other build, one being filled
+        included, and because a writer decides what to build from what is served. Three locks keep writers
+        apart, each at its own scope: this one (threads of one process), `rag.store_lock` (one process per
+        embedded store folder, for the process's life: Chroma's embedded store is not process-safe) and, on a
+        Chroma server shared by replicas, the app's Redis lock (`api.ingest_lock`) around each ingest."""
+        with _one_writer:
+            writer = StoreWriter(self)
+            try:
+                yield writer
+            finally:
+                writer.closed = True
+
+    def _new_build(self, manifest: Manifest) -> Collection:
         name = f"{self._prefix}-{manifest.version}-{time.time_ns() // 1_000_000:x}"
         return self._client.create_collection(
             name,
@@ -235,91 +264,23 @@ class KnowledgeStore:
             embedding_function=None,
         )
 
-    def unfinished_builds(self, manifest: Manifest) -> list[Any]:
-        """Builds an interrupted ingest left behind whose vectors were made the way `manifest` makes them:
-        what they hold need not be embedded again."""
+    def _donors(self, manifest: Manifest, besides: str) -> list[Collection]:
+        """Builds whose vectors were made the way `manifest` makes them, but for `besides`: the active
+        build, then those an interrupted ingest left behind."""
+        donors: list[Collection] = []
+        active, build = self._active, self._active_build
+        if active is not None and build is not None and build.manifest.parameters == manifest.parameters:
+            donors.append(active)
         key = _parameters_key(manifest)
-        return [
+        return donors + [
             c
             for c in self._owned()
-            if (c.metadata or {}).get("status") == STATUS_BUILDING
+            if c.name != besides
+            and (c.metadata or {}).get("status") == STATUS_BUILDING
             and (c.metadata or {}).get("parameters") == key
         ]
 
-    def vectors(self, collections: Sequence[Any], ids: Sequence[str]) -> dict[str, Any]:
-        """The stored vector of each of `ids` found in `collections` (a chunk id names its exact text)."""
-        wanted = list(dict.fromkeys(ids))
-        found: dict[str, Any] = {}
-        step = self._step(_READ_PAGE)
-        for collection in collections:
-            missing = [i for i in wanted if i not in found]
-            for start in range(0, len(missing), step):
-                page = collection.get(ids=missing[start : start + step], include=["embeddings"])
-                found.update(zip(page["ids"], page["embeddings"], strict=True))
-        return found
-
-    def copy_sources(self, target: Any, sources: set[str]) -> int:
-        """Copy every chunk of the active build that comes from one of `sources`, vector included."""
-        collection = self._active
-        if collection is None or not sources:
-            return 0
-        copied = 0
-        step = self._step(_READ_PAGE)
-        for offset in range(0, self._count, step):
-            page = collection.get(include=["embeddings", "documents", "metadatas"], limit=step, offset=offset)
-            keep = [
-                n for n, meta in enumerate(page["metadatas"] or []) if (meta or {}).get("source") in sources
-            ]
-            if not keep:
-                continue
-            self.add(
-                target,
-                ids=[page["ids"][n] for n in keep],
-                embeddings=[page["embeddings"][n] for n in keep],
-                documents=[(page["documents"] or [])[n] for n in keep],
-                metadatas=[(page["metadatas"] or [])[n] for n in keep],
-            )
-            copied += len(keep)
-        return copied
-
-    def add(
-        self,
-        collection: Any,
-        ids: list[str],
-        embeddings: list[list[float]],
-        documents: list[str],
-        metadatas: list[dict[str, Any]],
-    ) -> None:
-        step = self._step(_WRITE_BATCH)
-        for start in range(0, len(ids), step):
-            end = start + step
-            collection.add(
-                ids=ids[start:end],
-                embeddings=embeddings[start:end],
-                documents=documents[start:end],
-                metadatas=metadatas[start:end],
-            )
-
-    def complete_build(self, collection: Any, manifest: Manifest) -> None:
-        """The switch-over: one metadata write makes the build visible, then old builds go."""
-        collection.modify(
-            metadata={
-                "status": STATUS_COMPLETE,
-                "version": manifest.version,
-                "manifest": manifest.to_json(),
-                "completed_at": time.time(),
-            }
-        )
-        self.refresh()
-        self.remove_stale()
-
-    def drop(self, collection: Any) -> None:
-        """Remove a build that will not be completed."""
-        self._client.delete_collection(collection.name)
-
-    def remove_stale(self) -> int:
-        """Delete unfinished builds and every complete build but the active one (only the ingest that
-        holds the ingest lock may call this: it would delete a build in progress)."""
+    def _remove_stale(self) -> int:
         active = self._active_build.name if self._active_build else None
         removed = 0
         for collection in self._owned():
@@ -329,7 +290,30 @@ class KnowledgeStore:
                 removed += 1
         return removed
 
-    def _owned(self) -> list[Any]:
+    # -- Chroma ----------------------------------------------------------------------------------
+
+    def _pages(
+        self, collection: Collection, include: Include, ids: Sequence[str] | None = None
+    ) -> Iterator[GetResult]:
+        """`collection` read a page at a time (small pages: see _READ_PAGE): every record, or those of `ids`.
+        Every read of more than a few chunks goes through here."""
+        step = self._step(_READ_PAGE)
+        if ids is not None:
+            for start in range(0, len(ids), step):
+                yield collection.get(ids=list(ids[start : start + step]), include=include)
+            return
+        offset = 0
+        while True:
+            page = collection.get(include=include, limit=step, offset=offset)
+            yield page
+            if len(page["ids"]) < step:
+                return
+            offset += step
+
+    def _step(self, wanted: int) -> int:
+        return min(wanted, int(self._client.get_max_batch_size()))
+
+    def _owned(self) -> list[Collection]:
         return [c for c in self._client.list_collections() if c.name.startswith(f"{self._prefix}-")]
 
     def _complete_builds(self) -> list[CompleteBuild]:
@@ -347,11 +331,138 @@ class KnowledgeStore:
         return sorted(builds, key=lambda b: b.completed_at, reverse=True)
 
 
+class StoreWriter:
+    """What the writer of the moment may do; valid only inside `KnowledgeStore.writer()`."""
+
+    def __init__(self, store: KnowledgeStore) -> None:
+        self._store = store
+        self.closed = False
+
+    def new_build(self, manifest: Manifest) -> Build:
+        """A new, empty build of the knowledge `manifest` describes: not served until it is completed."""
+        self.check()
+        return Build(self._store, self, self._store._new_build(manifest), manifest)
+
+    def remove_stale(self) -> int:
+        """Delete unfinished builds and every complete build but the active one."""
+        self.check()
+        return self._store._remove_stale()
+
+    def check(self) -> None:
+        if self.closed:
+            raise StoreError("the store was changed outside its writer: another writer may be at work")
+
+
+class Build:
+    """A build being filled, never served until `complete`. An unfinished build stays in the store (the next
+    ingest takes its vectors, then removes it) unless it is dropped."""
+
+    def __init__(
+        self, store: KnowledgeStore, writer: StoreWriter, collection: Collection, manifest: Manifest
+    ) -> None:
+        self._store = store
+        self._writer = writer
+        self._collection = collection
+        self._manifest = manifest
+
+    @property
+    def name(self) -> str:
+        return self._collection.name
+
+    def add(self, records: Sequence[Record]) -> None:
+        self._writer.check()
+        step = self._store._step(_WRITE_BATCH)
+        for start in range(0, len(records), step):
+            batch = records[start : start + step]
+            vectors: list[Sequence[float] | Sequence[int]] = [r.embedding for r in batch]  # Chroma's type
+            self._collection.add(
+                ids=[r.id for r in batch],
+                embeddings=vectors,
+                documents=[r.document for r in batch],
+                metadatas=[r.metadata for r in batch],
+            )
+
+    def copy_from_active(self, sources: set[str]) -> int:
+        """Copy every chunk of the active build that comes from one of `sources`, vector included."""
+        active = self._store._active
+        if active is None or not sources:
+            return 0
+        copied = 0
+        for page in self._store._pages(active, _WHOLE):
+            kept = [r for r in _records(page) if r.metadata.get("source") in sources]
+            self.add(kept)
+            copied += len(kept)
+        return copied
+
+    def known_vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The vectors of `ids` already in a build made as this one is (the active build, or one an
+        interrupted ingest left): a chunk's id names its exact text, so they need not be embedded again."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, list[float]] = {}
+        for donor in self._store._donors(self._manifest, besides=self.name):
+            missing = [i for i in wanted if i not in found]
+            for page in self._store._pages(donor, ["embeddings"], ids=missing):
+                found.update(zip(page["ids"], _vectors(page), strict=True))
+        return found
+
+    def ids(self) -> list[str]:
+        return [i for page in self._store._pages(self._collection, []) for i in page["ids"]]
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def complete(self, manifest: Manifest) -> None:
+        """The switch-over: one metadata write makes the build visible, then every other build goes."""
+        self._writer.check()
+        if manifest.parameters != self._manifest.parameters:
+            # Its vectors were made one way; a manifest that says another would have them mixed with others.
+            raise StoreError(f"build {self.name} cannot be completed with other embedding parameters")
+        self._collection.modify(
+            metadata={
+                "status": STATUS_COMPLETE,
+                "version": manifest.version,
+                "manifest": manifest.to_json(),
+                "completed_at": time.time(),
+            }
+        )
+        self._store.refresh()
+        self._writer.remove_stale()
+
+    def drop(self) -> None:
+        """Remove a build that will not be completed."""
+        self._writer.check()
+        self._store._client.delete_collection(self.name)
+
+
 def open_store(settings: RagSettings) -> KnowledgeStore:
     """The Chroma server when CHROMA_HOST is set, the embedded store in CHROMA_PATH otherwise."""
     if settings.chroma_host:
         return KnowledgeStore.server(settings.chroma_host, settings.chroma_port, settings.collection_prefix)
     return KnowledgeStore.persistent(settings.chroma_path, settings.collection_prefix)
+
+
+def _hits(page: GetResult) -> list[Hit]:
+    ids = page["ids"]
+    docs, metas = page["documents"] or [""] * len(ids), page["metadatas"] or [{}] * len(ids)
+    return [Hit(i, d or "", dict(m or {}), 0.0) for i, d, m in zip(ids, docs, metas, strict=True)]
+
+
+def _records(page: GetResult) -> list[Record]:
+    return [
+        Record(hit.id, hit.text, hit.metadata, vector)
+        for hit, vector in zip(_hits(page), _vectors(page), strict=True)
+    ]
+
+
+def _vectors(page: GetResult) -> list[list[float]]:
+    """The page's vectors as plain floats: what JSON writes, and what an export gives back when read."""
+    found = page["embeddings"]
+    if found is None:  # compared with None: a numpy array's truth value is an error
+        return []
+    if isinstance(found, list):
+        return [[float(x) for x in vector] for vector in found]
+    rows: list[list[float]] = found.tolist()  # one numpy array, as Chroma returns them: converted in one go
+    return rows
 
 
 def _parameters_key(manifest: Manifest) -> str:

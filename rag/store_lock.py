@@ -1,7 +1,10 @@
 """An embedded Chroma store belongs to one process: Chroma is not process-safe, and a second process
 writing the same folder corrupts it. The processes that serve or write a store (the service, `python -m rag
 ingest`) take an exclusive lock on its folder until they exit (the kernel releases it even after a SIGKILL);
-another such process gets a clear error instead of a corrupted store. Read-only tools (`status`) do not."""
+another such process gets a clear error instead of a corrupted store. Read-only tools (`status`) do not.
+
+This lock keeps processes apart for their whole life; writers inside the one process take turns through the
+store's writer (`KnowledgeStore.writer`)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import pytest
 from rag.backup import BackupError, export_store, import_store
 from rag.embedder import Embedder
 from rag.ingestion import desired_parameters, ensure_ingested
-from rag.store import CompleteBuild, KnowledgeStore
+from rag.store import Build, CompleteBuild, KnowledgeStore
 from tests.conftest import ROOT, rag_settings
 
 MIB = 1024 * 1024
@@ -68,8 +68,7 @@ def lines(*texts: str | bytes) -> bytes:
 def assert_unchanged(store: KnowledgeStore, before: CompleteBuild, chunks: int) -> None:
     """Still serving the same build, and no build of any kind left behind."""
     assert store.refresh() == before and store.count() == chunks
-    assert store.unfinished_builds(before.manifest) == []
-    assert [c.name for c in store._owned()] == [before.name]  # unfinished builds of other parameters too
+    assert list(store.build_statuses()) == [before.name]  # unfinished builds of any parameters too
 
 
 # -- the kinds of damage ------------------------------------------------------------------------------
@@ -289,7 +288,7 @@ def test_vectors_of_different_lengths_are_refused_in_an_empty_store_too(
     source.write_bytes(shorter_vectors(slice(3, 4))(*copy.deepcopy(valid_export)))
     with pytest.raises(BackupError, match=f"{CHUNK}: its vector has 383 dimensions, not 384"):
         import_store(empty, source)
-    assert empty.active_build is None and empty._owned() == []
+    assert empty.active_build is None and empty.build_statuses() == {}
 
 
 def test_batches_are_flushed_by_count_and_by_size_and_ids_are_unique_across_them(
@@ -300,8 +299,10 @@ def test_batches_are_flushed_by_count_and_by_size_and_ids_are_unique_across_them
     source.write_bytes(write(header, chunks))
     target = KnowledgeStore.persistent(tmp_path / "target", "knowledge")
     batches: list[int] = []
-    add = target.add
-    monkeypatch.setattr(target, "add", lambda c, ids, **rest: (batches.append(len(ids)), add(c, ids, **rest)))
+    add = Build.add
+    monkeypatch.setattr(
+        Build, "add", lambda build, records: (batches.append(len(records)), add(build, records))
+    )
 
     monkeypatch.setattr("rag.backup.BATCH_CHUNKS", 10)
     assert import_store(target, source).chunks == len(chunks)
@@ -381,7 +382,7 @@ def test_a_gzip_bomb_is_refused_quickly_with_bounded_memory(
     assert measured["error"] and re.search(message, measured["error"]), measured
     assert measured["grown_mb"] < 50 and measured["seconds"] < 10, measured
     store = KnowledgeStore.persistent(store_dir, "knowledge")
-    assert store.active_build is not None and [c.name for c in store._owned()] == [store.active_build.name]
+    assert store.active_build is not None and list(store.build_statuses()) == [store.active_build.name]
 
 
 # -- the commands ---------------------------------------------------------------------------------------
@@ -426,7 +427,7 @@ def test_the_commands_round_trip_and_a_broken_file_changes_nothing(tmp_path: Pat
     assert failed.returncode == 2 and "not a readable export" in failed.stderr
     after = KnowledgeStore.persistent(restored, "knowledge")
     assert after.active_build is not None and before is not None and after.active_build.name == before.name
-    assert [c.name for c in after._owned()] == [before.name]  # no half-imported build left behind
+    assert list(after.build_statuses()) == [before.name]  # no half-imported build left behind
 
 
 # The command prints what the import raises: a few kinds of damage show it end to end (every kind is above).
@@ -489,7 +490,7 @@ def test_an_export_of_another_model_or_a_damaged_file_is_refused(tmp_path: Path,
     not_ours.write_bytes(gzip.compress(b'{"hello": "world"}\n'))
     with pytest.raises(BackupError, match="not a knowledge-store export"):
         import_store(target, not_ours)
-    assert target.active_build is None and target._owned() == []
+    assert target.active_build is None and target.build_statuses() == {}
     shutil.rmtree(tmp_path / "other")
 
 

@@ -21,8 +21,7 @@ from tests.servers.chroma_server import ChromaServer
 
 
 def owned(store_dir: Path) -> list[tuple[str, str]]:
-    store = KnowledgeStore.persistent(store_dir, "knowledge")
-    return [(c.name, (c.metadata or {}).get("status", "")) for c in store._owned()]
+    return list(KnowledgeStore.persistent(store_dir, "knowledge").build_statuses().items())
 
 
 def test_first_ingest_builds_a_complete_collection(tmp_path: Path, embedder: Embedder) -> None:
@@ -93,7 +92,7 @@ def test_add_change_delete_cycles_embed_only_what_changed(
     removed = ensure_ingested(store, embedder, settings)
     assert (removed.removed, removed.embedded) == (["faq.md"], 0)
     assert store.count() == total + 1 - faq_chunks
-    assert not store.active_collection.get(where={"source": "faq.md"}, include=[])["ids"]
+    assert not [hit for hit in store.chunks()[1] if hit.metadata["source"] == "faq.md"]
 
     # The manifest tells when each file's current bytes were ingested.
     build = store.active_build
@@ -102,7 +101,7 @@ def test_add_change_delete_cycles_embed_only_what_changed(
     assert entries["services.md"].ingested_at == before.manifest.files["services.md"].ingested_at
     assert entries["pricing.md"].ingested_at > before.manifest.files["pricing.md"].ingested_at
     assert ensure_ingested(store, embedder, settings).status == "up_to_date"
-    ids = store.active_collection.get(include=[])["ids"]
+    ids = [hit.id for hit in store.chunks()[1]]
     assert len(ids) == len(set(ids)) == store.count()
 
 
@@ -189,7 +188,7 @@ def test_killed_ingest_keeps_serving_the_previous_build_then_finishes(
     report = ensure_ingested(store, embedder, settings)
     assert report.status == "updated"
     assert [status for _, status in owned(store_dir)] == ["complete"]
-    ids = store.active_collection.get(include=[])["ids"]
+    ids = [hit.id for hit in store.chunks()[1]]
     assert len(ids) == len(set(ids)) == report.chunks == store.count()
     # The killed run's work is not lost: what it had written is taken over, not embedded again.
     assert report.reused >= previous_count + 256 and report.embedded < report.chunks - previous_count
@@ -241,7 +240,7 @@ def test_a_killed_ingest_against_a_chroma_server_recovers_the_same_way(
         settings = rag_settings(chroma_host=chroma.host, chroma_port=chroma.port, knowledge_dir=folder)
         report = ensure_ingested(store, embedder, settings)
         assert report.status == "updated" and [s for _, s in _statuses(store)] == ["complete"]
-        ids = store.active_collection.get(include=[])["ids"]
+        ids = [hit.id for hit in store.chunks()[1]]
         assert len(ids) == len(set(ids)) == report.chunks == store.count()
         assert report.reused >= previous_count + 256  # the killed run's vectors were kept
         store.close()
@@ -250,4 +249,4 @@ def test_a_killed_ingest_against_a_chroma_server_recovers_the_same_way(
 
 
 def _statuses(store: KnowledgeStore) -> list[tuple[str, str]]:
-    return [(c.name, (c.metadata or {}).get("status", "")) for c in store._owned()]
+    return list(store.build_statuses().items())
