@@ -1,4 +1,4 @@
-# CPU-only image: torch from the CPU wheel index, the embedding model bundled, knowledge baked in.
+# CPU-only image: the locked dependencies, the embedding model bundled, knowledge baked in.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,15 +18,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Torch first, from the CPU index: otherwise pip resolves the CUDA build (several GB).
+# What was tested: every package pinned, with its hashes (requirements.lock, `make lock`). Torch is the CPU
+# build, which only PyTorch's CPU index serves: an extra index beside PyPI.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
+COPY requirements.lock requirements-llama.lock ./
+RUN pip install --require-hashes --extra-index-url "${TORCH_INDEX_URL}" -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY api ./api
 COPY agent ./agent
 COPY rag ./rag
-RUN pip install .
+RUN pip install --no-deps .
 
 # GGUF models through llama.cpp (the `llama` extra), e.g.
 #   docker build --build-arg WITH_LLAMA=1 --build-arg BAKE_MODELS=owner/repo/model.gguf .
@@ -36,7 +38,7 @@ RUN if [ -n "${WITH_LLAMA}" ]; then \
         apt-get update && apt-get install -y --no-install-recommends build-essential cmake libgomp1 \
         && CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
            CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF" \
-           pip install ".[llama]" \
+           pip install --require-hashes --extra-index-url "${TORCH_INDEX_URL}" -r requirements-llama.lock \
         && apt-get purge -y build-essential cmake && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*; \
     fi
 

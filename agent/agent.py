@@ -105,44 +105,20 @@ class Agent:
         return f"{self.retriever.knowledge_version}|{self.chain.signature()}"
 
     async def answer(self, question: str, history: tuple[Turn, ...] = ()) -> Answer:
-        started = time.perf_counter()
-        if (chat := self._small_talk(question, started)) is not None:
-            return chat
-        retrieving = time.perf_counter()
-        try:
-            passages = await self._retrieve(question, history)
-        except RetrievalError as exc:
-            log.error("retrieval_failed", error=str(exc))
-            return self._apology(started)
-        retrieval_time = time.perf_counter() - retrieving
-        if not passages:
-            return self._no_answer(started)
-        try:
-            generation = await self.chain.generate(Prompt(question, passages, history=history))
-        except AllTiersFailed as exc:
-            if exc.reason == "no_match":  # the last tier found nothing in the passages that answers it
-                return self._no_answer(started)
-            log.error("answer_failed", reason=str(exc))
-            return self._apology(started, passages)
-        text = _cut(self.scrubber.clean(generation.text), self.max_answer_chars)
-        if self.leak_guard.leaks(text):
-            log.warning(
-                "answer_withheld", reason="repeats the system instructions", provider=generation.provider
-            )
-            text = self.replies.refusal
-        return Answer(
-            text=text,
-            status="success",
-            provider=generation.provider,
-            model=generation.model,
-            response_time=_since(started),
-            sources=passages,
-            degraded=generation.degraded,
-            retrieval_time=retrieval_time,
-        )
+        """The whole answer at once: the stream, collected. Each tier's answer is held until complete, so
+        one that fails part-way falls through to the next tier instead of ending in an apology."""
+        async for event in self._events(question, history, held=True):
+            if isinstance(event, Done):
+                return event.answer
+        raise AssertionError("an answer stream always ends with Done")
 
-    async def stream(self, question: str, history: tuple[Turn, ...] = ()) -> AsyncIterator[AnswerEvent]:
-        """The sources first, then the answer as it is generated, then `Done`."""
+    def stream(self, question: str, history: tuple[Turn, ...] = ()) -> AsyncIterator[AnswerEvent]:
+        """The sources, then the answer as it is generated, then `Done`."""
+        return self._events(question, history, held=False)
+
+    async def _events(
+        self, question: str, history: tuple[Turn, ...], *, held: bool
+    ) -> AsyncIterator[AnswerEvent]:
         started = time.perf_counter()
         if (chat := self._small_talk(question, started)) is not None:
             async for told in _told(chat):
@@ -160,20 +136,24 @@ class Agent:
             async for told in _told(self._no_answer(started)):
                 yield told
             return
-        yield Sources(passages)
         pieces: list[str] = []
         start: StreamStart | None = None
         room = self.max_answer_chars
         scrub = self.scrubber.stream()
-        stream = self.chain.stream(Prompt(question, passages, history=history))
+        prompt = Prompt(question, passages, history=history)
+        stream = self.chain.stream(prompt, held=held, max_chars=self.max_answer_chars)
         try:
             async for event in stream:
                 if isinstance(event, StreamStart):
+                    # The sources come with the answer's first piece: an answer that turns out to be "I
+                    # don't know" (no tier found anything that answers) shows none.
                     start = event
+                    yield Sources(passages)
                     continue
                 piece = scrub.feed(event)
                 if self.leak_guard.leaks("".join(pieces) + piece):
-                    log.warning("answer_withheld", reason="repeats the system instructions")
+                    tier = start.provider if start is not None else None
+                    log.warning("answer_withheld", reason="repeats the system instructions", provider=tier)
                     yield Done(self._withheld(started, passages))
                     return
                 if len(piece) >= room:  # the cap: end the answer here, and stop the model
@@ -190,10 +170,9 @@ class Agent:
                     pieces.append(tail)
                     yield Text(tail)
         except AllTiersFailed as exc:
-            if exc.reason == "no_match":
-                no_answer = self._no_answer(started)
-                yield Text(no_answer.text)
-                yield Done(no_answer)
+            if exc.reason == "no_match":  # the last tier found nothing in the passages that answers it
+                async for told in _told(self._no_answer(started)):
+                    yield told
                 return
             log.error("answer_failed", reason=str(exc))
             yield Done(self._apology(started, passages))
@@ -244,8 +223,8 @@ class Agent:
         return _said(f"{self.replies.no_answer} {self.replies.contact_hint}", "no-match", started)
 
     def _withheld(self, started: float, passages: tuple[Passage, ...]) -> Answer:
-        """A streamed answer that turned into the system instructions ends as an error: the visitor's
-        widget replaces what it had with the refusal."""
+        """An answer that turned into the system instructions ends as an error, never cached: a streaming
+        visitor's widget replaces what it had with the refusal."""
         return Answer(
             text=self.replies.refusal,
             status="error",

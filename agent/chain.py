@@ -16,6 +16,7 @@ import structlog
 
 from agent.circuit import CircuitBreaker
 from agent.errors import AllTiersFailed, FallThroughError, GenerationError, RetryableError
+from agent.evidence import focus, left_out, rephrased
 from agent.generators.base import Generator, TierStatus
 from agent.grounding import GroundingGuard, SentenceGate, answers_kind
 from agent.prompting import Prompt
@@ -43,6 +44,9 @@ class Tier:
     # A small model's answer is held until it is complete: shown only if it states a fact of the kind the
     # question asks for (an amount for "how much"), else the next tier answers. Its stream is one piece.
     hold: bool = False
+    # Sentences of the passages the tier is shown: those that bear on the question, as the extractive answer
+    # would choose them (a small model answers from a few sentences, not from whole passages); 0: all.
+    evidence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,27 +125,26 @@ class GeneratorChain:
         return "|".join(f"{t.generator.provider}:{t.generator.model}" for t in self.tiers)
 
     async def generate(self, prompt: Prompt) -> Generation:
-        ends_at = self._clock() + self.deadline
-        best = self.meant_to_answer()
-        failures: list[str] = []
-        for tier in self.tiers:
-            if not self._admit(tier, ends_at, failures):
-                continue
-            try:
-                text = await self._call(tier, prompt, ends_at)
-            except GenerationError as exc:
-                self._give_up(tier, exc, failures)
-                continue
-            degraded = tier.generator is not best
-            self.stats.request_done(tier.generator.provider, degraded=degraded)
-            return Generation(text, tier.generator.provider, tier.generator.model, degraded=degraded)
-        self.stats.request_done(None)
-        raise _exhausted(failures)
+        """The stream, collected. Every tier's answer is held until it is complete, so a tier that fails
+        part-way through falls through to the next one: nobody has seen any of it yet."""
+        start: StreamStart | None = None
+        pieces: list[str] = []
+        async for event in self.stream(prompt, held=True):
+            if isinstance(event, StreamStart):
+                start = event
+            else:
+                pieces.append(event)
+        assert start is not None  # a stream that ends without raising has started
+        return Generation("".join(pieces).strip(), start.provider, start.model, start.degraded)
 
-    async def stream(self, prompt: Prompt) -> AsyncGenerator[StreamStart | str, None]:
+    async def stream(
+        self, prompt: Prompt, *, held: bool = False, max_chars: int | None = None
+    ) -> AsyncGenerator[StreamStart | str, None]:
         """`StreamStart` once a tier produces its first piece, then the pieces. A tier that fails before its
         first piece falls through to the next one inside the same stream; one that fails after it raises
-        `StreamInterrupted` (the visitor already has part of its answer)."""
+        `StreamInterrupted` (the visitor already has part of its answer). `held`: every tier's answer comes
+        whole, in one piece, once it is complete and checked; `max_chars`: a held answer is read no further
+        than this (the rest would be cut anyway)."""
         ends_at = self._clock() + self.deadline
         best = self.meant_to_answer()
         failures: list[str] = []
@@ -151,7 +154,9 @@ class GeneratorChain:
             generator = tier.generator
             start = StreamStart(generator.provider, generator.model, degraded=generator is not best)
             try:
-                async for piece in self._stream_tier(tier, prompt, ends_at, start):
+                whole = held or tier.hold
+                answer = self._stream_tier(tier, prompt, ends_at, start, held=whole, max_chars=max_chars)
+                async for piece in answer:
                     yield piece
             except GenerationError as exc:
                 self._give_up(tier, exc, failures)
@@ -228,60 +233,49 @@ class GeneratorChain:
         )
         await tier.retry.sleep(delay)
 
-    async def _call(self, tier: Tier, prompt: Prompt, ends_at: float) -> str:
-        """One tier: attempts with retries, each bounded by the tier's timeout and the deadline."""
-        attempt = 0
-        while True:
-            budget = self._budget(tier, ends_at)
-            self.stats.attempt(tier.generator.provider)
-            started = self._clock()
-            gate = self._gate(tier, prompt)
-            try:
-                async with asyncio.timeout(budget + TIMEOUT_GRACE):
-                    text = await tier.generator.generate(prompt, timeout=budget)
-                text = (gate.feed(text) + gate.flush()).rstrip()
-                if not text:
-                    raise FallThroughError(f"{tier.generator.provider} gave no text", reason="empty")
-                self._check_held(tier, prompt, text)
-            except TimeoutError:
-                error: GenerationError = _timed_out(tier, budget)
-            except GenerationError as exc:
-                error = exc
-            else:
-                self._succeeded(tier, self._clock() - started)
-                return text
-            finally:
-                self._count_ungrounded(tier, gate)
-            self._failed(tier, error)
-            await self._wait_to_retry(tier, error, attempt, ends_at)
-            attempt += 1
-
     async def _stream_tier(
-        self, tier: Tier, prompt: Prompt, ends_at: float, start: StreamStart
+        self,
+        tier: Tier,
+        prompt: Prompt,
+        ends_at: float,
+        start: StreamStart,
+        *,
+        held: bool,
+        max_chars: int | None = None,
     ) -> AsyncIterator[StreamStart | str]:
-        """Like `_call`, streaming. Each wait for a piece is bounded on its own, never across a `yield`:
-        a timeout spanning a yield would fire inside whatever the consumer is doing at that moment."""
+        """One tier: attempts with retries, each bounded by the tier's timeout and the deadline. Each wait
+        for a piece is bounded on its own, never across a `yield`: a timeout spanning a yield would fire
+        inside whatever the consumer is doing at that moment. `held`: the whole answer, checked, then
+        shown as one piece."""
+        given = focus(prompt, tier.evidence)
+        if given is None:  # a small model given nothing that bears on the question would invent or hedge
+            self.stats.skip(tier.generator.provider, "no_match")
+            raise FallThroughError("no sentence of the passages bears on the question", reason="no_match")
         attempt = 0
         while True:
             budget = self._budget(tier, ends_at)
             self.stats.attempt(tier.generator.provider)
             started = self._clock()
             stops_at = started + budget + TIMEOUT_GRACE
-            pieces = tier.generator.stream(prompt, timeout=budget).__aiter__()
-            gate = self._gate(tier, prompt)
+            pieces = tier.generator.stream(given, timeout=budget).__aiter__()
+            gate = self._gate(tier, given)
             produced = False
             try:
-                if tier.hold:  # the whole answer, checked, then shown as one piece
-                    held = []
+                if held:
+                    whole_pieces: list[str] = []
+                    length = 0
                     while (piece := await self._next(pieces, stops_at)) is not None:
-                        held.append(piece)
-                    whole = (gate.feed("".join(held)) + gate.flush()).rstrip()
+                        whole_pieces.append(piece)
+                        length += len(piece)
+                        if max_chars is not None and length > max_chars:
+                            break  # a runaway answer: what follows would be cut, so stop the tier now
+                    whole = (gate.feed("".join(whole_pieces)) + gate.flush()).rstrip()
                     if whole:
-                        self._check_held(tier, prompt, whole)
+                        whole = self._check_held(tier, prompt, given, whole)
                         produced = True
                         yield start
                         yield whole
-                while not tier.hold and not gate.closed:
+                while not held and not gate.closed:
                     piece = await self._next(pieces, stops_at)
                     shown = gate.feed(piece) if piece is not None else gate.flush()
                     if shown:
@@ -316,12 +310,26 @@ class GeneratorChain:
         except StopAsyncIteration:
             return None
 
-    def _check_held(self, tier: Tier, prompt: Prompt, text: str) -> None:
-        checking = tier.hold and tier.checked and self.guard.mode == "strict"
-        if checking and not answers_kind(prompt.question, text):
+    def _check_held(self, tier: Tier, prompt: Prompt, given: Prompt, text: str) -> str:
+        """What of a held answer may be shown: all of it, unless the tier is a small model's (`hold`), whose
+        answer must rephrase what it was `given` and keep the facts of the passages' opening evidence."""
+        if not (tier.hold and tier.checked and self.guard.mode == "strict"):
+            return text
+        text = rephrased(given, text)
+        if not text:
+            raise FallThroughError(
+                f"{tier.generator.provider} did not keep to what it was shown", reason="ungrounded"
+            )
+        if not answers_kind(prompt.question, text):
             raise FallThroughError(
                 f"{tier.generator.provider} did not state what was asked", reason="unanswered"
             )
+        if dropped := left_out(prompt, text):
+            raise FallThroughError(
+                f"{tier.generator.provider} left out {', '.join(f.text for f in dropped[:5])}",
+                reason="unanswered",
+            )
+        return text
 
     def _gate(self, tier: Tier, prompt: Prompt) -> SentenceGate:
         return self.guard.gate(prompt, tier.generator.provider, check=tier.checked)

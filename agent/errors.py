@@ -12,6 +12,8 @@ failure speaks of the tier's health (and so counts towards its circuit breaker) 
 
 from __future__ import annotations
 
+import json
+
 
 class GenerationError(Exception):
     kind = "error"
@@ -70,3 +72,26 @@ def http_error(provider: str, status: int, retry_after: float | None = None) -> 
         status=status,
         unhealthy=broken_setup,
     )
+
+
+def transport_error(provider: str, exc: BaseException) -> GenerationError:
+    """Timeouts, dropped connections and unreadable replies, whichever HTTP library raised them."""
+    import httpx  # the SDKs' transport: imported with them, not with this module
+
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return RetryableError(f"{provider} timed out", reason="timeout")
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return FallThroughError(f"{provider} sent a malformed reply", reason="malformed", unhealthy=True)
+    if isinstance(exc, ConnectionError | OSError | httpx.TransportError) or _is_aiohttp_error(exc):
+        return RetryableError(f"{provider} connection failed: {type(exc).__name__}", reason="connection")
+    return FallThroughError(
+        f"{provider} call failed: {type(exc).__name__}", reason="malformed", unhealthy=True
+    )
+
+
+def _is_aiohttp_error(exc: BaseException) -> bool:
+    try:
+        import aiohttp
+    except ImportError:
+        return False
+    return isinstance(exc, aiohttp.ClientError)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.evaluation import QAItem, QASetError, ask_all, load_qa, report
+from agent.evaluation import QAItem, QASetError, ask_all, load_qa, record_json, report
 from agent.factory import build_agent
 from agent.settings import AgentSettings
 from rag.embedder import embedder_for
@@ -40,6 +41,14 @@ def add_parser(sub: Any) -> None:
         "(default: LLM_CHAIN)",
     )
     command.add_argument("--quiet", action="store_true", help="figures only, no per-question failures")
+    command.add_argument(
+        "--answers",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write every answer with its verdict to FILE as JSON lines (one chain: FILE; several: "
+        "FILE with the chain before its suffix)",
+    )
     command.set_defaults(run=run)
 
 
@@ -66,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         retriever.prepare()
         try:
             for settings in configurations:
-                for line in asyncio.run(_measure(settings, retriever, items, quiet=args.quiet)):
+                answers = _answers_path(args.answers, settings.llm_chain, several=len(configurations) > 1)
+                measured = _measure(settings, retriever, items, quiet=args.quiet, answers=answers)
+                for line in asyncio.run(measured):
                     sys.stdout.write(line + "\n")
                 sys.stdout.flush()
         finally:
@@ -74,8 +85,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answers_path(path: Path | None, chain: list[str], *, several: bool) -> Path | None:
+    if path is None or not several:
+        return path
+    return path.with_name(f"{path.stem}.{'-'.join(chain)}{path.suffix}")
+
+
 async def _measure(
-    settings: AgentSettings, retriever: Retriever, items: list[QAItem], *, quiet: bool
+    settings: AgentSettings,
+    retriever: Retriever,
+    items: list[QAItem],
+    *,
+    quiet: bool,
+    answers: Path | None = None,
 ) -> list[str]:
     agent = build_agent(settings, retriever)
     await asyncio.to_thread(agent.prepare)  # as the service does at start: not part of a question's time
@@ -84,4 +106,7 @@ async def _measure(
         records = await ask_all(agent, items, no_answer=settings.no_answer_text, fixed=fixed)
     finally:
         await agent.aclose()
+    if answers is not None:
+        text = "".join(json.dumps(record_json(r)) + "\n" for r in records)
+        await asyncio.to_thread(answers.write_text, text, encoding="utf-8")
     return report(records, ",".join(settings.llm_chain), failures=not quiet)

@@ -231,6 +231,23 @@ def report(records: Sequence[Record], label: str, *, failures: bool = True) -> l
     return lines
 
 
+def record_json(record: Record) -> dict[str, object]:
+    """One answer as the evaluation saw it, for reading the answers behind the figures."""
+    verdict = record.verdict
+    return {
+        "line": record.item.line,
+        "q": record.item.question,
+        "scope": record.item.scope,
+        "answer": record.answer.text,
+        "tier": _tier(record.answer),
+        "correct": verdict.correct,
+        "honest": verdict.honest,
+        "missing": list(verdict.missing),
+        "invented": list(verdict.invented),
+        "seconds": round(record.seconds, 3),
+    }
+
+
 def _tier(answer: Answer) -> str:
     """Who answered: a tier, or the agent itself (no-match, small-talk) when no model was asked."""
     return answer.provider if answer.provider != "none" else f"none:{answer.model}"

@@ -86,7 +86,9 @@ def build_chain(settings: AgentSettings) -> GeneratorChain:
                 context_window=settings.local_context_window,
                 threads=settings.local_threads,
             )
-            tiers.append(Tier(local, settings.local_timeout, hold=True))
+            tiers.append(
+                Tier(local, settings.local_timeout, hold=True, evidence=settings.local_evidence_sentences)
+            )
         else:
             # Its sentences are copied from the passages: nothing to check, and nothing after it to fall to.
             extractive = ExtractiveGenerator(settings.extractive_sentences)

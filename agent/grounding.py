@@ -117,7 +117,7 @@ class SentenceGate:
 
     def _pass(self, text: str) -> str:
         shown: list[str] = []
-        for sentence in _sentences(text):
+        for sentence in sentences(text):
             clean = strip_markup(sentence)
             invented = self.evidence.unsupported(clean) if self.evidence is not None else []
             if invented:
@@ -164,7 +164,7 @@ def _last_space(text: str) -> int:
     return max(text.rfind(" "), text.rfind("\t")) + 1
 
 
-def _sentences(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
     """`text` cut after each sentence end, keeping every character. A piece without a letter ("1." of a
     numbered list, "£12,500.") stays with the sentence after it, so that it is read in its context."""
     pieces: list[str] = []

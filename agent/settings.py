@@ -17,7 +17,8 @@ MINIMAL_LOCAL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 class AgentSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A blank variable means the default: docker-compose passes `KEY: ${KEY:-}` through as "".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     llm_chain: Annotated[list[str], NoDecode] = Field(
         default=list(TIERS), description="Tiers in the order they are tried; extractive is always last."
@@ -66,6 +67,13 @@ class AgentSettings(BaseSettings):
     local_context_passages: int = Field(
         default=2, ge=1, le=20, description="Passages the local model is shown at most (the most relevant)."
     )
+    local_evidence_sentences: int = Field(
+        default=4,
+        ge=0,
+        le=50,
+        description="Sentences of the passages the local model is shown: those that bear on the question, "
+        "as the extractive answer would choose them; its answer must keep their facts. 0: whole passages.",
+    )
     local_context_window: int = Field(
         default=2048, ge=256, le=131_072, description="Tokens of context llama.cpp allocates (its KV cache)."
     )
@@ -88,7 +96,10 @@ class AgentSettings(BaseSettings):
     chat_top_k: int = Field(default=40, ge=1)
     chat_repetition_penalty: float = Field(default=1.1, gt=0)
     extractive_sentences: int = Field(
-        default=4, ge=1, le=10, description="Sentences in an extractive answer."
+        default=4,
+        ge=1,
+        le=10,
+        description="Sentences in an extractive answer (a list it opens with: up to 8 items).",
     )
 
     history_turns: int = Field(default=6, ge=0, le=50, description="Turns of a conversation kept; 0 = none.")
@@ -163,17 +174,3 @@ class AgentSettings(BaseSettings):
         if "extractive" in value and value[-1] != "extractive":
             raise ValueError("extractive is the last resort: it must come last")
         return [*value, "extractive"] if "extractive" not in value else value
-
-    @field_validator(
-        "google_api_key",
-        "gemini_base_url",
-        "openai_base_url",
-        "openai_model",
-        "openai_api_key",
-        "fallback_model_name",
-        mode="before",
-    )
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        # docker-compose passes `KEY: ${KEY:-}` through as an empty string.
-        return None if isinstance(value, str) and not value.strip() else value

@@ -6,11 +6,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
-from slowapi import Limiter
 
-from api.deps import ServicesDep
+from api.deps import BudgetDep, ServicesDep
+from api.rate_limits import Rule
 from api.schemas import (
     ErrorBody,
     IngestSummary,
@@ -22,54 +22,51 @@ from api.schemas import (
 )
 from api.security import ADMIN_ERRORS, require_admin
 from api.services import Services
-from api.settings import ApiSettings
 from rag.ingestion import compare, desired_manifest
 from rag.manifest import Manifest
 from rag.reindex import ReindexJob
 
+router = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
+)
 
-def build_admin_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
-    router = APIRouter(
-        prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
-    )
-    limit = limiter.limit(settings.rate_limit_admin)
 
-    @router.post(
-        "/reindex",
-        status_code=202,
-        response_model=ReindexJobOut,
-        responses={
-            409: {"model": ReindexConflict, "description": "A reindex is already running"},
-            429: {"model": ErrorBody, "description": "Rate limit exceeded"},
-        },
-    )
-    @limit
-    async def reindex(request: Request, response: Response, services: ServicesDep) -> Any:
-        job, started = services.reindexer.start()
-        if not started:
-            conflict = ReindexConflict(error="A reindex is already running.", job=_job(job))
-            return JSONResponse(conflict.model_dump(mode="json"), status_code=409)
-        response.headers["Location"] = "/admin/reindex"
-        return _job(job)
+@router.post(
+    "/reindex",
+    status_code=202,
+    response_model=ReindexJobOut,
+    responses={
+        409: {"model": ReindexConflict, "description": "A reindex is already running"},
+        429: {"model": ErrorBody, "description": "Rate limit exceeded"},
+    },
+)
+async def reindex(response: Response, services: ServicesDep, budget: BudgetDep) -> Any:
+    await budget.spend(Rule.ADMIN_REINDEX)
+    job, started = services.reindexer.start()
+    if not started:
+        conflict = ReindexConflict(error="A reindex is already running.", job=_job(job))
+        return JSONResponse(conflict.model_dump(mode="json"), status_code=409)
+    response.headers["Location"] = "/admin/reindex"
+    return _job(job)
 
-    @router.get(
-        "/reindex",
-        response_model=ReindexJobOut,
-        responses={404: {"model": ErrorBody, "description": "No reindex since the service started"}},
-    )
-    @limit
-    async def reindex_state(request: Request, response: Response, services: ServicesDep) -> Any:
-        job = services.reindexer.latest
-        if job is None:
-            return JSONResponse({"error": "No reindex has run since the service started."}, status_code=404)
-        return _job(job)
 
-    @router.get("/knowledge", response_model=KnowledgeOut)
-    @limit
-    async def knowledge(request: Request, response: Response, services: ServicesDep) -> KnowledgeOut:
-        return await asyncio.to_thread(_knowledge, services)  # hashes the folder
+@router.get(
+    "/reindex",
+    response_model=ReindexJobOut,
+    responses={404: {"model": ErrorBody, "description": "No reindex since the service started"}},
+)
+async def reindex_state(services: ServicesDep, budget: BudgetDep) -> Any:
+    await budget.spend(Rule.ADMIN_REINDEX)
+    job = services.reindexer.latest
+    if job is None:
+        return JSONResponse({"error": "No reindex has run since the service started."}, status_code=404)
+    return _job(job)
 
-    return router
+
+@router.get("/knowledge", response_model=KnowledgeOut)
+async def knowledge(services: ServicesDep, budget: BudgetDep) -> KnowledgeOut:
+    await budget.spend(Rule.ADMIN_KNOWLEDGE)
+    return await asyncio.to_thread(_knowledge, services)  # hashes the folder
 
 
 def _knowledge(services: Services) -> KnowledgeOut:

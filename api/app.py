@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the FastAPI application, its lifespan-built services and its limits."""
+"""`create_app(settings)`: the FastAPI application, its lifespan-built services and its rate limits."""
 
 from __future__ import annotations
 
@@ -9,24 +9,27 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from agent.conversations import ConversationStore, MemoryConversations, RedisConversations
-from api import __version__
-from api.admin import build_admin_router
+from api import __version__, admin, chat_routes, openai_api, status_routes, widget
 from api.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
+from api.chat import ChatService
 from api.errors import install_error_handlers
-from api.fastpath import CachedAnswers
-from api.limiter import build_limiter
+from api.fastpath import ChatFastPath
 from api.metrics import Metrics, MetricsMiddleware
-from api.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
-from api.openai_api import build_openai_router
+from api.middleware import (
+    BodyLimitMiddleware,
+    RateLimitHeadersMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.origins import install_cors, parse_origins
-from api.routes import build_router, chat_route
+from api.rate_limits import build_rate_limits
 from api.services import build_services
 from api.settings import Settings
-from api.widget import build_widget_router
 from rag.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -50,6 +53,8 @@ def create_app(
                 await shared.aclose()
             raise
         app.state.services = services
+        app.state.chat = ChatService(services)
+        app.state.rate_limits = build_rate_limits(settings.api, shared)
         active = services.agent.chain.active()
         log.info(
             "service_ready",
@@ -72,13 +77,12 @@ def create_app(
         lifespan=lifespan,
     )
     metrics = Metrics()
+    app.state.settings = settings
     app.state.metrics = metrics
-    limiter = build_limiter(settings.api.redis_url, settings.api.redis_prefix)
-    app.state.limiter = limiter
     app.state.allowed_origins = parse_origins(settings.api.allowed_origins)
     # Added innermost first: CORS wraps the 413, so a page can read it; every response gets the headers.
-    routes = build_router(limiter, settings.api)
-    app.add_middleware(CachedAnswers, route=chat_route(routes))  # cache hits of POST /chat
+    app.add_middleware(ChatFastPath, route=_route(chat_routes.router, "/chat"))
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     install_cors(app, app.state.allowed_origins)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -88,11 +92,13 @@ def create_app(
         # Outermost: limits, logs and the admin check all see the visitor, not the proxy.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
     install_error_handlers(app)
-    app.include_router(routes)
-    app.include_router(build_admin_router(limiter, settings.api))
-    app.include_router(build_openai_router(limiter, settings.api))
-    app.include_router(build_widget_router())
+    for router in (status_routes.router, chat_routes.router, admin.router, openai_api.router, widget.router):
+        app.include_router(router)
     return app
+
+
+def _route(router: APIRouter, path: str) -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.path == path)
 
 
 def _redis(url: str | None) -> Any:

@@ -8,8 +8,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.rate_limits import RateLimited
 
 log = structlog.get_logger(__name__)
 
@@ -55,13 +56,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _rate_limited(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RateLimitExceeded)
+    assert isinstance(exc, RateLimited)
+    return rate_limited_response(request, exc)
+
+
+def rate_limited_response(request: Request, exc: RateLimited) -> Response:
+    """`{"error": "Rate limit exceeded: 20 per 1 minute"}`, counted under its route; the rate-limit headers
+    are added by RateLimitHeadersMiddleware, as on every response of a request that spent a budget."""
     route = getattr(request.scope.get("route"), "path", "unmatched")
     request.app.state.metrics.rate_limited.labels(route).inc()
-    # As slowapi's own handler: {"error": "Rate limit exceeded: 20 per 1 minute"}, plus Retry-After.
-    response = JSONResponse(error_body(request, f"Rate limit exceeded: {exc.detail}", 429), status_code=429)
-    injected: Response = request.app.state.limiter._inject_headers(response, request.state.view_rate_limit)
-    return injected
+    return JSONResponse(error_body(request, str(exc), 429), status_code=429)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -73,6 +77,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(RateLimitExceeded, _rate_limited)
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

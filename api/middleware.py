@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.asgi_body import buffer_body
+from api.budget import spent_verdict
 from api.errors import error_payload
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -82,6 +85,27 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, _with_headers(send, extra))
 
 
+class RateLimitHeadersMiddleware:
+    """`X-RateLimit-Limit`, `-Remaining`, `-Reset` and `Retry-After` on the response of every request that
+    spent a budget, 429s included, whatever the route returned: a model, a `Response`, a stream, an error."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})  # where the route's Budget leaves its verdict
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and (verdict := spent_verdict(scope)) is not None:
+                message["headers"] = [*message.get("headers", []), *verdict.headers(time.time())]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies over `max_bytes` with a 413 before the app reads them: a declared length is
     checked up front, an undeclared (chunked) body is read up to the limit first."""
@@ -101,23 +125,11 @@ class BodyLimitMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        body, more, messages = 0, True, []
-        while more:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += len(message.get("body", b""))
-            more = message.get("more_body", False)
-            if body > self.max_bytes:
-                await self._refuse(scope, send)
-                return
-        replay = iter(messages)
-
-        async def replayed() -> Message:
-            return next(replay, None) or await receive()
-
-        await self.app(scope, replayed, send)
+        buffered = await buffer_body(receive, self.max_bytes)
+        if buffered.size > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        await self.app(scope, buffered.replay(receive), send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         message = f"Request body too large: at most {self.max_bytes} bytes."

@@ -14,18 +14,18 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from slowapi import Limiter
 
 from agent.agent import Answer, Sources, Text
 from agent.conversations import Turn
-from api.deps import ServicesDep
+from api.chat import Question, ReplyEvent
+from api.deps import BudgetDep, ChatDep, SettingsDep
 from api.origins import check_origin
+from api.rate_limits import Rule
 from api.schemas import OpenAIErrorBody, check_length, clean_text, no_lone_surrogates, sources_of
-from api.services import CacheSlot, Services
-from api.settings import MESSAGE_CHARS_CEILING, ApiSettings
+from api.settings import MESSAGE_CHARS_CEILING
 from api.sse import SSE_HEADERS
 from rag.retriever import Passage
 
@@ -87,34 +87,33 @@ class CompletionRequest(BaseModel):
         return tuple(turns[-keep:]) if keep else ()
 
 
-def build_openai_router(limiter: Limiter, settings: ApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
-    @router.get("/models")
-    async def models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "knowledge-base"}],
-        }
 
-    @router.post("/chat/completions", responses=_ERRORS, dependencies=[Depends(check_origin)])
-    @limiter.shared_limit(settings.rate_limit_chat, scope="chat")  # the same budget as /chat
-    async def chat_completions(
-        request: Request, response: Response, body: CompletionRequest, services: ServicesDep
-    ) -> Any:
-        question = body.question()
-        check_length(question, settings.max_message_chars, "messages")
-        history = body.history(services.settings.agent.history_turns)
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        slot = await services.cache_slot(question, history=history)
-        if body.stream:
-            events = _stream(services, question, history, completion_id, slot)
-            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        answer = slot.hit or await services.agent.answer(question, history)
-        await slot.store(answer)
-        return _completion(answer, completion_id)
+@router.get("/models")
+async def models() -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "knowledge-base"}],
+    }
 
-    return router
+
+@router.post("/chat/completions", responses=_ERRORS, dependencies=[Depends(check_origin)])
+async def chat_completions(
+    body: CompletionRequest, chat: ChatDep, budget: BudgetDep, settings: SettingsDep
+) -> Any:
+    await budget.spend(Rule.CHAT)  # the same budget as /chat
+    text = body.question()
+    check_length(text, settings.api.max_message_chars, "messages")
+    history = body.history(settings.agent.history_turns)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if body.stream:
+        events = await chat.stream(Question(text, "openai_stream", history=history))
+        return StreamingResponse(
+            _chunks(events, completion_id), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+    reply = await chat.answer(Question(text, "openai", history=history))
+    return _completion(reply.answer, completion_id)
 
 
 def _completion(answer: Answer, completion_id: str) -> dict[str, Any]:
@@ -145,29 +144,17 @@ def _chunk(completion_id: str, delta: dict[str, Any], finish: str | None = None,
     return f"data: {json.dumps(chunk, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
-async def _stream(
-    services: Services,
-    question: str,
-    history: tuple[Turn, ...],
-    completion_id: str,
-    slot: CacheSlot,
-) -> AsyncIterator[str]:
+async def _chunks(events: AsyncIterator[ReplyEvent], completion_id: str) -> AsyncIterator[str]:
     yield _chunk(completion_id, {"role": "assistant", "content": ""})
-    if slot.hit is not None:
-        yield _chunk(completion_id, {"content": slot.hit.text})
-        yield _chunk(completion_id, {}, "stop", sources=sources_of(slot.hit.sources))
-    else:
-        sources: tuple[Passage, ...] = ()
-        async for event in services.agent.stream(question, history):
-            if isinstance(event, Sources):
-                sources = event.passages
-            elif isinstance(event, Text):
-                yield _chunk(completion_id, {"content": event.text})
-            else:
-                answer = event.answer
-                if answer.status != "success":  # an apology, as the assistant's words
-                    yield _chunk(completion_id, {"content": answer.text})
-                else:
-                    await slot.store(answer)
-                yield _chunk(completion_id, {}, "stop", sources=sources_of(sources), status=answer.status)
+    sources: tuple[Passage, ...] = ()
+    async for event in events:
+        if isinstance(event, Sources):
+            sources = event.passages
+        elif isinstance(event, Text):
+            yield _chunk(completion_id, {"content": event.text})
+        else:
+            answer = event.reply.answer
+            if answer.status != "success":  # an apology, as the assistant's words
+                yield _chunk(completion_id, {"content": answer.text})
+            yield _chunk(completion_id, {}, "stop", sources=sources_of(sources), status=answer.status)
     yield "data: [DONE]\n\n"

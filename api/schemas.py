@@ -97,8 +97,12 @@ class Source(BaseModel):
     score: float
 
 
+def source_models(passages: Iterable[Passage]) -> list[Source]:
+    return [Source(id=p.id, title=p.title, source=p.source, score=p.score) for p in passages]
+
+
 def sources_of(passages: Iterable[Passage]) -> list[dict[str, Any]]:
-    return [Source(id=p.id, title=p.title, source=p.source, score=p.score).model_dump() for p in passages]
+    return [source.model_dump() for source in source_models(passages)]
 
 
 class ModelInfo(BaseModel):

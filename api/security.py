@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
-import time
 from typing import Any
 
 import structlog
 from fastapi import HTTPException, Request
-from limits import parse
 
 from api.deps import ServicesDep
-from api.limiter import client_address
+from api.rate_limits import RateLimits, Rule, client_address
 from api.schemas import ErrorBody
 
 log = structlog.get_logger(__name__)
 
 _BEARER = "bearer "
-_FAILURES = "admin-auth-failures"  # the limiter's namespace for wrong tokens, per client address
 
 
 async def require_admin(request: Request, services: ServicesDep) -> None:
@@ -39,21 +35,20 @@ async def require_admin(request: Request, services: ServicesDep) -> None:
             detail="Admin calls need an Authorization: Bearer <ADMIN_TOKEN> header.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    # Wrong tokens are counted per address (in the app's limiter: Redis when replicas share one), and an
+    # Wrong tokens are counted per address (in the app's rate limits: Redis when replicas share one), and an
     # address past its budget is refused before its token is even compared: guessing gets nowhere.
-    counter = request.app.state.limiter.limiter
-    budget = parse(services.settings.api.rate_limit_admin_failures)
+    limits: RateLimits = request.app.state.rate_limits
     address = client_address(request)
-    if not await asyncio.to_thread(counter.test, budget, _FAILURES, address):
-        reset, _ = await asyncio.to_thread(counter.get_window_stats, budget, _FAILURES, address)
+    wait = await limits.seconds_left(Rule.ADMIN_FAILURES, address)
+    if wait is not None:
         raise HTTPException(
             status_code=429,
             detail="Too many wrong admin tokens from this address; try again later.",
-            headers={"Retry-After": str(max(1, int(reset - time.time()) + 1))},
+            headers={"Retry-After": str(wait)},
         )
     given = header[len(_BEARER) :].strip().encode()
     if not hmac.compare_digest(given, token.get_secret_value().encode()):
-        await asyncio.to_thread(counter.hit, budget, _FAILURES, address)
+        await limits.count(Rule.ADMIN_FAILURES, address)
         log.warning("admin_token_refused", client=address, path=request.url.path)
         raise HTTPException(status_code=403, detail="The admin token is not valid.")
 

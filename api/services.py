@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from agent.agent import Agent, Answer
-from agent.conversations import ConversationStore, Turn
+from agent.agent import Agent
+from agent.conversations import ConversationStore
 from agent.factory import build_agent
 from agent.generators.gemini import GeminiGenerator
 from agent.generators.local import LocalGenerator
 from agent.generators.openai_compat import OpenAICompatGenerator
-from api.cache import AnswerCache, cache_key
+from api.cache import AnswerCache
 from api.ingest_lock import ingest_guard
 from api.metrics import Metrics
 from api.settings import Settings
@@ -28,19 +28,6 @@ from rag.store_lock import own_embedded_store
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class CacheSlot:
-    """One question's place in the shared answer cache."""
-
-    cache: AnswerCache
-    key: str | None  # None: the answer depends on a conversation, which the key does not hold
-    hit: Answer | None
-
-    async def store(self, answer: Answer) -> None:
-        if self.hit is None and self.key is not None and answer.cacheable:
-            await self.cache.set(self.key, answer)
-
-
 @dataclass
 class Services:
     settings: Settings
@@ -51,19 +38,6 @@ class Services:
     conversations: ConversationStore
     reindexer: Reindexer
     metrics: Metrics
-
-    async def cache_slot(self, question: str, *, history: tuple[Turn, ...], lookup: bool = True) -> CacheSlot:
-        """The lookup comes before any model or store work: the key needs neither. An answer that depends
-        on a conversation is neither served from nor written to the shared cache; nor is one asked for with
-        the cache bypassed (`lookup=False`): otherwise a visitor could re-ask a popular question until a
-        sampling model says something bad, and have that served to everyone for the cache's lifetime."""
-        if history or not lookup:
-            return CacheSlot(self.cache, None, None)
-        key = cache_key(question, self.agent.cache_context())
-        hit = await self.cache.get(key) if self.cache.enabled else None
-        if self.cache.enabled:
-            self.metrics.cache_lookups.labels("hit" if hit else "miss").inc()
-        return CacheSlot(self.cache, key, hit)
 
     async def aclose(self) -> None:
         await self.agent.aclose()

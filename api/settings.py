@@ -19,6 +19,7 @@ ADMIN_TOKEN_MIN = 16
 
 
 class ApiSettings(BaseSettings):
+    # A blank variable means the default: docker-compose passes `KEY: ${KEY:-}` through as "".
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     host: str = Field(default="127.0.0.1")

@@ -4,6 +4,7 @@ itself so that a website needs one script tag and nothing else."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -28,20 +29,26 @@ def _demo_policy(page: bytes) -> str:
     )
 
 
-def build_widget_router() -> APIRouter:
-    # Read once: both files are small and only change with a new release.
-    script = (STATIC / "widget.js").read_bytes()
-    demo = (STATIC / "demo.html").read_bytes()
-    router = APIRouter()
+router = APIRouter()
 
-    @router.get("/widget.js", include_in_schema=False)
-    async def widget_js() -> Response:
-        return Response(script, media_type="application/javascript; charset=utf-8", headers=WIDGET_HEADERS)
 
-    demo_headers = {"Content-Security-Policy": _demo_policy(demo)}
+@functools.cache
+def _static(name: str) -> bytes:
+    """Read on first use, then kept: both files are small and only change with a new release."""
+    return (STATIC / name).read_bytes()
 
-    @router.get("/demo", include_in_schema=False)
-    async def demo_page() -> HTMLResponse:
-        return HTMLResponse(demo, headers=demo_headers)
 
-    return router
+@functools.cache
+def _demo_headers() -> dict[str, str]:
+    return {"Content-Security-Policy": _demo_policy(_static("demo.html"))}
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def widget_js() -> Response:
+    script = _static("widget.js")
+    return Response(script, media_type="application/javascript; charset=utf-8", headers=WIDGET_HEADERS)
+
+
+@router.get("/demo", include_in_schema=False)
+async def demo_page() -> HTMLResponse:
+    return HTMLResponse(_static("demo.html"), headers=_demo_headers())

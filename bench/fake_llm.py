@@ -10,7 +10,8 @@ import random
 import sys
 import threading
 
-from tests.fakes.gemini_server import FakeGemini, Reply
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 
 ANSWER = "Based on the passages, the study reports a measurable effect under the stated conditions."
 

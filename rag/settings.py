@@ -19,7 +19,8 @@ DEFAULT_FOREIGN_QUANTILE = 0.5
 
 
 class RagSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A blank variable means the default: docker-compose passes `KEY: ${KEY:-}` through as "".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     knowledge_dir: Path = Field(default=Path("knowledge"), description="Folder of documents to answer from.")
     chroma_path: Path = Field(default=Path("chroma_db"), description="Folder of the persistent Chroma store.")

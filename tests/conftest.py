@@ -23,14 +23,15 @@ from fastapi.testclient import TestClient
 from agent.settings import AgentSettings
 from api.app import create_app
 from api.settings import ApiSettings, Settings
+from fakes.gemini_server import FakeGemini
+from fakes.openai_server import FakeOpenAI
+from fakes.tiny_model import build_tiny_gpt2
 from rag.embedder import Embedder, resolve_model_path
 from rag.ingestion import ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
 from rag.onnx_encoder import export_onnx, onnx_file
 from rag.settings import DEFAULT_EMBEDDING_MODEL, RagSettings
 from rag.store import KnowledgeStore
-from tests.fakes.gemini_server import FakeGemini, FakeOpenAI
-from tests.fakes.tiny_model import build_tiny_gpt2
 from tests.servers.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent

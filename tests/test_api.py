@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import AppFactory, Clock
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 QUESTION = {"message": "What services do you offer?"}
 

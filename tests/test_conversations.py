@@ -6,8 +6,9 @@ import asyncio
 import time
 
 from agent.conversations import MemoryConversations, Turn
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import AppFactory, Clock
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 SESSION = "3f1c2b8e-0d5a-4c1e-9a7b-2b6f0c1d9e88"
 

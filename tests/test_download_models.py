@@ -17,8 +17,8 @@ from agent.errors import FallThroughError
 from agent.generators.base import GenerationParams
 from agent.generators.local import LocalGenerator, find_local_weights
 from agent.prompting import Prompt
+from fakes.hf_hub import LFS_SUFFIXES, FakeHub, FakeRepo
 from tests.conftest import ROOT
-from tests.fakes.hf_hub import LFS_SUFFIXES, FakeHub, FakeRepo
 from tests.test_llama_cpp_tier import GGUF_NAME, smollm2_gguf
 
 REPO = "acme/tiny-chat"

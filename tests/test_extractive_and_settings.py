@@ -37,7 +37,9 @@ PASSAGES = (
 
 def test_opens_with_the_sentence_that_answers() -> None:
     text = asyncio.run(
-        ExtractiveGenerator(max_sentences=2).generate(Prompt("When is the support line open?", PASSAGES))
+        ExtractiveGenerator(max_sentences=2).generate(
+            Prompt("When is the support line open?", PASSAGES), timeout=5
+        )
     )
     assert text.startswith("The support line is open Monday to Friday, 8:30 to 18:00 UK time.")
     assert "Parking" not in text and "friendly" not in text
@@ -56,14 +58,16 @@ def test_the_best_passage_comes_first_and_reads_in_its_own_order() -> None:
 
 def test_a_heading_the_sentence_does_not_name_labels_it() -> None:
     text = asyncio.run(
-        ExtractiveGenerator().generate(Prompt("What are the support hours for emergencies?", PASSAGES))
+        ExtractiveGenerator().generate(
+            Prompt("What are the support hours for emergencies?", PASSAGES), timeout=5
+        )
     )
     assert "**Support Hours**: The support line is open" in text
 
 
 def test_nothing_to_extract_falls_through() -> None:
     with pytest.raises(FallThroughError):
-        asyncio.run(ExtractiveGenerator().generate(Prompt("anything?", ())))
+        asyncio.run(ExtractiveGenerator().generate(Prompt("anything?", ()), timeout=5))
 
 
 def test_bad_rate_limit_is_refused_at_start() -> None:

@@ -82,7 +82,9 @@ HISTORY = Passage(
 
 
 def answer(question: str, *passages: Passage, limit: int = 4, history: tuple[Turn, ...] = ()) -> str:
-    return asyncio.run(ExtractiveGenerator(limit).generate(Prompt(question, passages, history=history)))
+    return asyncio.run(
+        ExtractiveGenerator(limit).generate(Prompt(question, passages, history=history), timeout=5)
+    )
 
 
 def assert_grounded(text: str, question: str, *passages: Passage) -> None:
@@ -253,3 +255,33 @@ def test_nothing_that_bears_on_the_question_falls_through() -> None:
 def test_every_fact_of_an_answer_is_in_its_passages(question: str) -> None:
     passages = (TEAM, PRICING, ONBOARDING, SUPPORT_TABLE, HISTORY, PARKING)
     assert_grounded(answer(question, *passages), question, *passages)
+
+
+def test_who_is_in_charge_asks_for_a_person_not_a_price() -> None:
+    support = Passage(
+        "support-1",
+        "support.md",
+        "Support",
+        "",
+        "Our help desk, led by Ines Duarte, answers every ticket within a day.\n\n"
+        "Extra work is charged at £80 per hour.",
+        0.4,
+    )
+    text = answer("Who is in charge of your help desk?", support)
+    assert text.startswith("Our help desk, led by Ines Duarte")
+    assert "£80" not in text
+
+
+def test_a_list_the_answer_opens_with_is_shown_whole() -> None:
+    bugs = Passage(
+        "bugs-1",
+        "bugs.md",
+        "Reporting a bug",
+        "",
+        "When you report a bug, please include:\n\n- The page address\n- What you expected\n"
+        "- The steps to reproduce it\n- Your browser and device\n- A screenshot, if you can",
+        0.4,
+    )
+    text = answer("What should I include when I report a bug?", bugs)
+    for item in ("The page address", "What you expected", "The steps", "Your browser", "A screenshot"):
+        assert item in text

@@ -13,8 +13,9 @@ from agent.generators.extractive import ExtractiveGenerator
 from agent.generators.gemini import GeminiGenerator
 from agent.prompting import Prompt
 from agent.retry import RetryPolicy
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from rag.retriever import Passage
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 PASSAGE = Passage(
     id="p1",
@@ -56,7 +57,7 @@ def test_success_sends_instructions_apart_from_context(fake_gemini: FakeGemini) 
     )
     assert not result.degraded
     (request,) = fake_gemini.requests
-    assert request.path.endswith("/models/gemini-test:generateContent")
+    assert "/models/gemini-test:streamGenerateContent" in request.path  # one path: plain answers collect it
     assert request.headers.get("x-goog-api-key") == API_KEY
     system = request.body["systemInstruction"]["parts"][0]["text"]
     user = request.body["contents"][0]["parts"][0]["text"]

@@ -18,9 +18,10 @@ from agent.generators.extractive import ExtractiveGenerator
 from agent.generators.gemini import GeminiGenerator
 from agent.grounding import GroundingGuard, Ungrounded, strip_markup
 from agent.prompting import Prompt
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from rag.retriever import Passage
 from tests.conftest import AppFactory
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 PASSAGE = Passage(
     id="p1",
@@ -247,12 +248,19 @@ def test_a_held_answer_that_does_not_state_what_was_asked_falls_through(fake_gem
     generators = GeneratorChain(
         [Tier(gemini, 5.0, hold=True), Tier(ExtractiveGenerator(), 5.0, last_resort=True, checked=False)]
     )
-    fake_gemini.reset(default=Reply(text="The Growth package is a great choice for growing businesses."))
-    result = asyncio.run(generators.generate(PROMPT))  # "How much ...?" asks for an amount
+    # Its words are the passage's, but "How much ...?" asks for an amount.
+    fake_gemini.reset(default=Reply(text="The Growth package takes twelve weeks."))
+    result = asyncio.run(generators.generate(PROMPT))
     assert result.provider == "extractive" and "£12,500" in result.text
     provider, text = streamed(generators)
-    assert provider == "extractive" and "great choice" not in text
+    assert provider == "extractive" and text.count("twelve weeks") <= 1
     assert generators.stats.snapshot()["tiers"]["gemini"]["failures"] == {"unanswered": 2}
+
+    # Words of its own, no checkable fact among them: no sentence of it rephrases what it was shown.
+    fake_gemini.reset(default=Reply(text="It is a great choice for growing businesses like yours."))
+    provider, text = streamed(generators)
+    assert provider == "extractive" and "great choice" not in text
+    assert generators.stats.snapshot()["tiers"]["gemini"]["failures"] == {"unanswered": 2, "ungrounded": 1}
 
     fake_gemini.reset(default=Reply(text="It costs £12,500. It takes twelve weeks."))
     provider, text = streamed(generators)

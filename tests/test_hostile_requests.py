@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from agent.prompting import SYSTEM_INSTRUCTIONS
 from agent.scrub import LeakGuard
 from api.settings import ApiSettings
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from rag.logs import LoggingSettings, configure_logging
 from tests.conftest import NO_ENV_FILE, AppFactory
-from tests.fakes.gemini_server import FakeGemini, Reply
 from tests.test_security import TOKEN, as_visitor
 
 QUESTION = "What services do you offer?"

@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from bench.server import ServerProcess
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import KNOWLEDGE
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 HEADER_TIMEOUT = 2.0
 MAX_HEADER_BYTES = 32768  # the default

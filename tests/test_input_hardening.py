@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import AppFactory
-from tests.fakes.gemini_server import FakeGemini, Reply
 from tests.test_streaming import check_shape, stream
 
 QUESTION = "What services do you offer?"

@@ -24,9 +24,9 @@ from agent.generators.local import (
     model_slug,
 )
 from agent.prompting import ContextBudget, Prompt, compact
+from fakes.tiny_model import build_tiny_gpt2
 from rag.retriever import Passage
 from tests.conftest import AppFactory
-from tests.fakes.tiny_model import build_tiny_gpt2
 from tests.test_llama_cpp_tier import smollm2_gguf
 
 PROMPT = Prompt(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import AppFactory
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 QUESTION = {"message": "What services do you offer?"}
 
@@ -73,3 +77,25 @@ def test_metrics_are_an_admin_call(make_client: AppFactory) -> None:
     assert client.get("/metrics").status_code == 401
     scraped = client.get("/metrics", headers={"Authorization": "Bearer metrics-scraper-token"})
     assert scraped.status_code == 200 and "kb_http_requests_total" in scraped.text
+
+
+def test_openai_answers_are_counted_and_logged_like_chat_answers(
+    make_client: AppFactory, capfd: pytest.CaptureFixture[str]
+) -> None:
+    client = make_client()
+    capfd.readouterr()
+    completion = {"model": "kb-chatbot", "messages": [{"role": "user", "content": QUESTION["message"]}]}
+    assert client.post("/v1/chat/completions", json=completion).status_code == 200
+    assert client.post("/v1/chat/completions", json={**completion, "stream": True}).status_code == 200
+    assert client.post("/chat", json=QUESTION).json()["cached"] is True
+
+    found = samples(client.get("/metrics").text)
+    assert value(found, "kb_answers_total", provider="extractive", status="success", cached="false") == 1
+    assert value(found, "kb_answers_total", provider="extractive", status="success", cached="true") == 2
+    answered = [line for line in capfd.readouterr().err.splitlines() if "chat_answered" in line]
+    logged = [re.findall(r"\b(surface|cached|provider)=(\w+)", line) for line in answered]
+    assert [dict(fields) for fields in logged] == [
+        {"surface": "openai", "cached": "False", "provider": "extractive"},
+        {"surface": "openai_stream", "cached": "True", "provider": "extractive"},
+        {"surface": "chat", "cached": "True", "provider": "extractive"},
+    ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from agent.scrub import SecretScrubber
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from rag.logs import Redactor
 from tests.conftest import AppFactory
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 SENTINEL = "sentinel-key-7d41c9e2"
 QUESTION = "I'm jane.doe+web@example.co.uk, call me on +44 117 496 0738: what services do you offer?"

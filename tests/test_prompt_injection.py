@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 
 from agent.prompting import SYSTEM_INSTRUCTIONS
 from agent.scrub import LeakGuard
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import KNOWLEDGE, AppFactory
-from tests.fakes.gemini_server import FakeGemini, Reply
 from tests.test_streaming import sse
 
 KEY = "sentinel-gemini-key-31f7"

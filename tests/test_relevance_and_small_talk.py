@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent.smalltalk import recognise
+from fakes.gemini_server import FakeGemini
 from tests.conftest import AppFactory
-from tests.fakes.gemini_server import FakeGemini
 from tests.test_streaming import check_shape, stream
 
 OFF_TOPIC = [

@@ -4,13 +4,16 @@ gets an answer from the right lower tier, upstream calls are bounded, the deadli
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import FakeLLMServer, Reply
+from fakes.openai_server import FakeOpenAI
 from tests.conftest import AppFactory
-from tests.fakes.gemini_server import FakeGemini, FakeLLMServer, FakeOpenAI, Reply
 
 RETRIES = 2
 
@@ -36,15 +39,15 @@ def fall_through_reply(reason: str, protocol: str) -> Reply:
             "empty": Reply(body={"candidates": []}),
             "blocked": Reply(body={"candidates": [], "promptFeedback": {"blockReason": "SAFETY"}}),
         }[reason]
-    choice = {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "content_filter"}
-    return {
-        "empty": Reply(
-            body={"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}
-        ),
-        "blocked": Reply(
-            body={"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice]}
-        ),
-    }[reason]
+    # Answers are streamed: the server's events, as it sends them.
+    choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "content_filter"}
+    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [choice]}
+    events = {"empty": [b"data: [DONE]\n\n"], "blocked": [sse(chunk), b"data: [DONE]\n\n"]}[reason]
+    return Reply(body=b"".join(events), headers={"Content-Type": "text/event-stream"})
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
 
 
 def remote_settings(gemini: FakeGemini, openai: FakeOpenAI, **overrides: Any) -> dict[str, Any]:
@@ -149,6 +152,8 @@ def test_a_retry_after_beyond_the_cap_is_not_waited_for(
     make_client: AppFactory, fake_gemini: FakeGemini, fake_openai: FakeOpenAI
 ) -> None:
     client = make_client(agent=remote_settings(fake_gemini, fake_openai, retry_after_max=5.0))
+    # A first question pays for the knowledge's one-off preparation (the relevance calibration): not timed.
+    client.post("/chat", json={"message": "What are your support hours?"})
     fake_gemini.reset(default=Reply(status=429, headers={"Retry-After": "120"}))
     fake_openai.reset(default=Reply(text="It came from the model server."))
     started = time.monotonic()

@@ -154,7 +154,8 @@ def test_a_service_killed_mid_answer_restarts_with_nothing_lost_or_doubled(
     import signal
     import threading
 
-    from tests.fakes.gemini_server import FakeGemini, Reply
+    from fakes.gemini_server import FakeGemini
+    from fakes.llm_server import Reply
 
     redis_server.flush()
     store = tmp_path / "db"

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 from bench.server import ServerProcess
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import KNOWLEDGE, ROOT
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 
 def events(log: str) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
+from fakes.openai_server import FakeOpenAI
 from tests.conftest import AppFactory
-from tests.fakes.gemini_server import FakeGemini, FakeOpenAI, Reply
 
 QUESTION = {"message": "What services do you offer?"}
 
@@ -108,6 +110,20 @@ def test_a_tier_failing_mid_answer_ends_with_an_error_event(
     assert "Call 0117 496 0738." in events[-1][1]["message"]
     assert fake_gemini.calls == 1  # no retry once the visitor has part of an answer
     assert client.post("/chat/stream", json=QUESTION).text.count("event: error") == 1  # nothing was cached
+
+
+def test_a_plain_answer_collects_the_stream_and_falls_through_a_tier_failing_mid_answer(
+    make_client: AppFactory, fake_gemini: FakeGemini
+) -> None:
+    """One path: `/chat` collects the same stream. Nobody has seen any of a plain answer while it is
+    generated, so a tier that breaks part-way gives way to the next one instead of an apology."""
+    fake_gemini.reset(default=Reply(text="We build sites. And we host them too, for years.", break_after=1))
+    client = make_client(agent={"google_api_key": "k", "gemini_base_url": fake_gemini.url, "max_retries": 0})
+    body = client.post("/chat", json=QUESTION).json()
+    assert body["status"] == "success" and body["model_info"]["provider"] == "extractive"
+    assert "streamGenerateContent" in fake_gemini.requests[0].path
+    stats = client.get("/stats/llm").json()["tiers"]
+    assert stats["gemini"]["attempts"] == 1 and stats["gemini"]["successes"] == 0
 
 
 def test_the_local_tier_streams_its_answer_once_checked(make_client: AppFactory) -> None:

@@ -23,8 +23,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Request, expect, sync_playwright
 
 from bench.server import ServerProcess
+from fakes.gemini_server import FakeGemini
+from fakes.llm_server import Reply
 from tests.conftest import KNOWLEDGE, ROOT
-from tests.fakes.gemini_server import FakeGemini, Reply
 
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOT = ROOT / "docs" / "widget.png"

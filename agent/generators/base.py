@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from agent.errors import FallThroughError
 from agent.prompting import Prompt
 
 TierState = Literal["ready", "idle", "not configured", "unavailable"]
@@ -42,13 +44,27 @@ class Generator(Protocol):
         """Cheap: never loads a model or calls the network."""
         ...
 
-    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
-        """The answer text within `timeout` seconds, or a `GenerationError` saying why not."""
-        ...
-
     def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
-        """The answer in pieces as they are generated; the same errors as `generate`, raised before or
-        between pieces."""
+        """The answer in pieces as they are generated, within `timeout` seconds, or a `GenerationError`
+        saying why not, raised before or between pieces. A tier's only way to answer: a plain answer is
+        this stream, collected."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+class StreamingGenerator(ABC):
+    """A tier written as its one streaming method, with the plain answer collected from it."""
+
+    provider: str
+    model: str
+
+    @abstractmethod
+    def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]: ...
+
+    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
+        """The whole answer: the stream, collected."""
+        text = "".join([piece async for piece in self.stream(prompt, timeout=timeout)]).strip()
+        if not text:
+            raise FallThroughError(f"{self.provider} gave no text", reason="empty")
+        return text

@@ -22,7 +22,7 @@ import Stemmer
 
 from agent.errors import FallThroughError
 from agent.facts import unsupported
-from agent.generators.base import TierStatus
+from agent.generators.base import StreamingGenerator, TierStatus
 from agent.prompting import Prompt
 from rag.retriever import Passage
 
@@ -102,6 +102,7 @@ _DUPLICATE = 0.8
 # A chunk of the largest size (8,192 tokens) holds a few hundred sentences: a passage's units (and lines, and
 # a paragraph's sentences) beyond this many are not read, which bounds what a hostile file can cost.
 _MAX_UNITS = 500
+_LIST_ITEMS = 8  # items of a list the answer opens with, at most
 # A title or heading longer than this is no heading a reader wants to see over an answer: it is not used.
 _HEADING_CHARS = 200
 # A sentence with fewer content words ("Yes.", "You do.") is read with the one after it, if it is short.
@@ -134,6 +135,7 @@ class _Candidate:
     score: float
     support: float  # its score as a supporting unit: the kind of fact counts only beside a shared word
     current: bool  # it holds a word of this question, not only of the one before
+    opening: bool = False  # the answer opens with it: the best unit, or one that unit cannot go without
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,7 @@ class _Question:
     current: frozenset[str]  # the words of this question, not of the one before
 
 
-class ExtractiveGenerator:
+class ExtractiveGenerator(StreamingGenerator):
     """Always available. Opens with the sentence of the passages that best answers the question, then
     adds at most `max_sentences - 1` more that bear on it."""
 
@@ -156,7 +158,13 @@ class ExtractiveGenerator:
     def status(self) -> TierStatus:
         return TierStatus("ready")
 
-    async def generate(self, prompt: Prompt, *, timeout: float = 0.0) -> str:
+    async def stream(self, prompt: Prompt, *, timeout: float = 0.0) -> AsyncIterator[str]:
+        """No model to wait for: the whole answer, a line at a time."""
+        lines = self._answer(prompt).split("\n")
+        for index, line in enumerate(lines):
+            yield line if index == len(lines) - 1 else f"{line}\n"
+
+    def _answer(self, prompt: Prompt) -> str:
         if not prompt.passages:
             raise FallThroughError("no passages to extract an answer from", reason="no_passages")
         previous = prompt.history[-1].question if prompt.history else ""
@@ -165,12 +173,6 @@ class ExtractiveGenerator:
         if not groups:
             raise FallThroughError("no sentence of the passages bears on the question", reason="no_match")
         return _render(groups, prompt.passages, question)
-
-    async def stream(self, prompt: Prompt, *, timeout: float = 0.0) -> AsyncIterator[str]:
-        """No model to wait for: the whole answer, a line at a time."""
-        lines = (await self.generate(prompt, timeout=timeout)).split("\n")
-        for index, line in enumerate(lines):
-            yield line if index == len(lines) - 1 else f"{line}\n"
 
     async def aclose(self) -> None:
         return None
@@ -183,6 +185,17 @@ def select_sentences(
     first, each passage's units in reading order. `previous`: the question before, for a follow-up."""
     groups = _select(_question(question, previous), passages, limit)
     return [(group[0].rank, [c.unit.text for c in group]) for group in groups]
+
+
+def opening(question: str, passages: tuple[Passage, ...], limit: int, previous: str = "") -> str:
+    """What the answer opens with, as it shows it: the best sentence, the one before it that it leans on
+    ("She founded it in 2016"), or a list's lead with the items it chose, under the heading that labels them
+    ("**Growth - £12,500**: Our most popular package."); "" when no sentence bears on the question."""
+    asked = _question(question, previous)
+    groups = _select(asked, passages, limit)
+    if not groups:
+        return ""
+    return _render([[c for c in groups[0] if c.opening]], passages, asked)
 
 
 # --- Choosing ---
@@ -268,20 +281,25 @@ def _select(question: _Question, passages: tuple[Passage, ...], limit: int) -> l
         (c for c in usable if c.rank == usable[0].rank and c.score >= _TIE * usable[0].score),
         key=lambda c: c.position,
     )
+    opener = dataclasses.replace(opener, opening=True)
     picked = [opener]
     before = parsed[opener.rank][opener.position - 1] if opener.position else None
     if _leans_back(opener.unit) and before and before.block == opener.unit.block and before.kind != "lead":
         # "She founded it in 2016" needs the sentence that says who she is, whatever its score.
-        picked.insert(0, _Candidate(before, opener.rank, opener.position - 1, 0.0, 0.0, False))
+        picked.insert(0, _Candidate(before, opener.rank, opener.position - 1, 0.0, 0.0, False, True))
     follow_up = any(c.current for c in candidates) and len(question.current) < len(wanted)
     if opener.unit.kind == "lead":
         scored = {(c.rank, c.position): c for c in candidates}
         items = [
-            scored.get((opener.rank, p))
-            or _Candidate(parsed[opener.rank][p], opener.rank, p, 0.0, 0.0, False)
+            dataclasses.replace(scored[(opener.rank, p)], opening=True)
+            if (opener.rank, p) in scored
+            else _Candidate(parsed[opener.rank][p], opener.rank, p, 0.0, 0.0, False, True)
             for p in introduced[(opener.rank, opener.position)]
         ]
-        picked += sorted(sorted(items, key=lambda c: -c.score)[: limit - 1], key=lambda c: c.position)
+        # A list is shown whole up to a length a visitor reads at a glance: three items of "Please include:"
+        # read as the whole of what to include.
+        shown = max(limit - 1, _LIST_ITEMS)
+        picked += sorted(sorted(items, key=lambda c: -c.score)[:shown], key=lambda c: c.position)
 
     for candidate in ranked:
         if len(picked) >= limit:
@@ -292,7 +310,7 @@ def _select(question: _Question, passages: tuple[Passage, ...], limit: int) -> l
             continue  # a follow-up is about its own words; the question before only helps to read it
         if candidate.rank == opener.rank and candidate.position < picked[0].position:
             continue  # the answer opens with the best sentence, and a passage reads in its own order
-        if any(c is candidate or _near_duplicate(c.unit, candidate.unit) for c in picked):
+        if any(c.unit is candidate.unit or _near_duplicate(c.unit, candidate.unit) for c in picked):
             continue
         picked.append(candidate)
 
@@ -637,13 +655,24 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("e-mail", "email"))
 
 
+def _question_words(question: str) -> list[str]:
+    """A question's words, less "charge" in "in charge of": who leads a team is no question of price."""
+    words = _words(question)
+    return [w for k, w in enumerate(words) if not (w == "charge" and k and words[k - 1] == "in")]
+
+
+def content_terms(text: str) -> frozenset[str]:
+    """The stemmed words of `text` that say what it is about (no stopwords), as sentences are scored."""
+    return _terms(text)
+
+
 def _terms(text: str) -> frozenset[str]:
     terms = {_stem(w) for w in _words(text) if w not in _STOPWORDS and len(w) > 1}
     return frozenset((terms - _STOPWORDS) | _acronyms(text))
 
 
 def _query(question: str, weight: float) -> dict[str, float]:
-    words = _words(question)
+    words = _question_words(question)
     kept = [w for k, w in enumerate(words) if not (w in _HOW_WORDS and k and words[k - 1] == "how")]
     stems = (_stem(w) for w in kept if w not in _STOPWORDS and len(w) > 1)
     return {
@@ -713,7 +742,7 @@ def holds(text: str) -> frozenset[AnswerType]:
 
 def _question_types(question: str) -> frozenset[AnswerType]:
     """The kinds of fact a question asks for, from its wording."""
-    words = _words(question)
+    words = _question_words(question)
     found: set[AnswerType] = set()
     for k, word in enumerate(words):
         before = words[k - 1] if k else ""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 
-from agent.errors import FallThroughError, GenerationError, RetryableError, TierUnavailable, http_error
-from agent.generators.base import GenerationParams, TierStatus
+from agent.errors import FallThroughError, GenerationError, TierUnavailable, http_error, transport_error
+from agent.generators.base import GenerationParams, StreamingGenerator, TierStatus
 from agent.generators.streaming import guarded
 from agent.prompting import Prompt
 from agent.retry import parse_retry_after
@@ -18,7 +17,7 @@ from agent.retry import parse_retry_after
 log = structlog.get_logger(__name__)
 
 
-class GeminiGenerator:
+class GeminiGenerator(StreamingGenerator):
     provider = "gemini"
 
     def __init__(
@@ -73,17 +72,6 @@ class GeminiGenerator:
             http_options=types.HttpOptions(timeout=max(1, int(timeout * 1000))),
         )
 
-    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
-        client = await self._ready()
-        config = self._config(prompt, timeout)
-        try:
-            response = await client.aio.models.generate_content(
-                model=self.model, contents=prompt.user_message(), config=config
-            )
-        except Exception as exc:  # classified right here, once, into our error tree
-            raise classify(exc) from exc
-        return _text_of(response)
-
     def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
         return guarded(self._pieces(prompt, timeout), classify, "Gemini")
 
@@ -113,29 +101,6 @@ def classify(exc: BaseException) -> GenerationError:
     return transport_error("Gemini", exc)
 
 
-def transport_error(provider: str, exc: BaseException) -> GenerationError:
-    """Timeouts, dropped connections and unreadable replies, whichever HTTP library raised them."""
-    import httpx
-
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return RetryableError(f"{provider} timed out", reason="timeout")
-    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
-        return FallThroughError(f"{provider} sent a malformed reply", reason="malformed", unhealthy=True)
-    if isinstance(exc, ConnectionError | OSError | httpx.TransportError) or _is_aiohttp_error(exc):
-        return RetryableError(f"{provider} connection failed: {type(exc).__name__}", reason="connection")
-    return FallThroughError(
-        f"{provider} call failed: {type(exc).__name__}", reason="malformed", unhealthy=True
-    )
-
-
-def _is_aiohttp_error(exc: BaseException) -> bool:
-    try:
-        import aiohttp
-    except ImportError:
-        return False
-    return isinstance(exc, aiohttp.ClientError)
-
-
 def _piece_of(chunk: Any, *, first: bool) -> str:
     """The text of one streamed chunk; a block or an empty finish before any text is a fall-through."""
     feedback = getattr(chunk, "prompt_feedback", None)
@@ -154,20 +119,3 @@ def _piece_of(chunk: Any, *, first: bool) -> str:
         if "SAFETY" in finish or "BLOCK" in finish:
             raise FallThroughError(f"Gemini stopped the answer: {finish}", reason="blocked")
     return text
-
-
-def _text_of(response: Any) -> str:
-    feedback = getattr(response, "prompt_feedback", None)
-    if feedback is not None and getattr(feedback, "block_reason", None):
-        raise FallThroughError(f"Gemini blocked the prompt: {feedback.block_reason}", reason="blocked")
-    candidates = getattr(response, "candidates", None) or []
-    if not candidates:
-        raise FallThroughError("Gemini returned no candidates", reason="empty")
-    content = candidates[0].content
-    parts = (content.parts or []) if content is not None else []
-    text = "".join(getattr(p, "text", None) or "" for p in parts if not getattr(p, "thought", False))
-    if not text.strip():
-        finish = str(getattr(candidates[0], "finish_reason", "") or "")
-        reason = "blocked" if "SAFETY" in finish or "BLOCK" in finish else "empty"
-        raise FallThroughError(f"Gemini returned no text (finish reason {finish or 'none'})", reason=reason)
-    return text.strip()

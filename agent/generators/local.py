@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from agent.errors import FallThroughError, GenerationError, RetryableError, TierUnavailable
-from agent.generators.base import GenerationParams, TierStatus
+from agent.generators.base import GenerationParams, StreamingGenerator, TierStatus
 from agent.memory import available_memory_bytes
 from agent.prompting import CompactPrompt, ContextBudget, Prompt, compact
 
@@ -226,7 +226,7 @@ class LocalBackend(Protocol):
         (which sets `run.finish` itself)."""
 
 
-class LocalGenerator:
+class LocalGenerator(StreamingGenerator):
     provider = "local"
 
     def __init__(
@@ -357,11 +357,6 @@ class LocalGenerator:
             if mean is None or (self._waiting + 1) * mean > timeout:
                 raise TierUnavailable("local model busy", reason="busy")
         return backend
-
-    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
-        """The streamed answer, collected: the same stop and cut rules as a stream."""
-        pieces = [piece async for piece in self.stream(prompt, timeout=timeout)]
-        return "".join(pieces).strip()
 
     async def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
         backend = self._admit(timeout)

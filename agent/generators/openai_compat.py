@@ -6,9 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agent.errors import FallThroughError, GenerationError, TierUnavailable, http_error
-from agent.generators.base import GenerationParams, TierStatus
-from agent.generators.gemini import transport_error
+from agent.errors import FallThroughError, GenerationError, TierUnavailable, http_error, transport_error
+from agent.generators.base import GenerationParams, StreamingGenerator, TierStatus
 from agent.generators.streaming import guarded
 from agent.prompting import Prompt
 from agent.retry import parse_retry_after
@@ -17,7 +16,7 @@ from agent.retry import parse_retry_after
 _NO_KEY = "not-needed"
 
 
-class OpenAICompatGenerator:
+class OpenAICompatGenerator(StreamingGenerator):
     provider = "openai"
 
     def __init__(
@@ -74,14 +73,6 @@ class OpenAICompatGenerator:
             "timeout": timeout,
         }
 
-    async def generate(self, prompt: Prompt, *, timeout: float) -> str:
-        request = self._request(prompt, timeout)
-        try:
-            response = await (await self._ready()).chat.completions.create(**request)
-        except Exception as exc:  # classified right here, once, into our error tree
-            raise classify(exc) from exc
-        return _text_of(response)
-
     def stream(self, prompt: Prompt, *, timeout: float) -> AsyncIterator[str]:
         return guarded(self._pieces(prompt, timeout), classify, "OpenAI-compatible server")
 
@@ -89,6 +80,15 @@ class OpenAICompatGenerator:
         chunks = await (await self._ready()).chat.completions.create(
             **self._request(prompt, timeout), stream=True
         )
+        kind = chunks.response.headers.get("content-type", "")
+        if not kind.startswith("text/event-stream"):
+            # A proxy's error page or a server that ignored `stream`: the SDK would read no event from it
+            # and report an empty answer, hiding a broken setup.
+            raise FallThroughError(
+                f"OpenAI-compatible server sent {kind or 'no content type'}, not an event stream",
+                reason="malformed",
+                unhealthy=True,
+            )
         produced = False
         async for chunk in chunks:
             choice = chunk.choices[0] if chunk.choices else None
@@ -118,16 +118,3 @@ def classify(exc: BaseException) -> GenerationError:
     if isinstance(exc, openai.APIConnectionError):
         return transport_error("OpenAI-compatible server", ConnectionError(str(type(exc.__cause__).__name__)))
     return transport_error("OpenAI-compatible server", exc)
-
-
-def _text_of(response: Any) -> str:
-    choices = getattr(response, "choices", None) or []
-    if not choices:
-        raise FallThroughError("OpenAI-compatible server returned no choices", reason="empty")
-    choice = choices[0]
-    if getattr(choice, "finish_reason", None) == "content_filter":
-        raise FallThroughError("OpenAI-compatible server filtered the answer", reason="blocked")
-    text = (getattr(choice.message, "content", None) or "").strip()
-    if not text:
-        raise FallThroughError("OpenAI-compatible server returned an empty answer", reason="empty")
-    return text

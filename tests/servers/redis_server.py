@@ -16,7 +16,7 @@ class RedisServer:
     def __init__(self, folder: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is missing: apt-get install redis-server (.ci/run does it)")
+            raise RuntimeError("redis-server is missing: apt-get install redis-server (`make test` does it)")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._log = (folder / "redis.log").open("w")

@@ -1,5 +1,6 @@
-"""Fake LLM servers on 127.0.0.1 that the real SDKs talk to over HTTP: Gemini's REST API and the OpenAI
-chat-completions protocol. Replies are scripted per test; every request is recorded with its arrival time."""
+"""What every fake LLM server shares: scripted replies, recorded requests and the HTTP plumbing on
+127.0.0.1 (plain answers, chunked SSE streams, hangs, dropped connections). Each protocol's module
+(`fakes.gemini_server`, `fakes.openai_server`) only says how a reply is written on the wire."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
-
-Protocol = Literal["gemini", "openai"]
+from typing import Any
 
 
 @dataclass
@@ -27,55 +26,12 @@ class Reply:
     break_after: int | None = None  # streaming: drop the connection after this many pieces
     headers: dict[str, str] = field(default_factory=dict)
 
-    def payload(self, protocol: Protocol) -> bytes:
-        if isinstance(self.body, bytes):
-            return self.body
-        if self.body is not None:
-            return json.dumps(self.body).encode()
-        if self.status >= 400:
-            error = {"code": self.status, "message": "upstream says no (secret detail)", "status": "ERR"}
-            return json.dumps({"error": error}).encode()
-        if protocol == "openai":
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": self.text},
-                "finish_reason": "stop",
-            }
-            return json.dumps(
-                {
-                    "id": "chatcmpl-1",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": "fake",
-                    "choices": [choice],
-                }
-            ).encode()
-        candidate = {"content": {"role": "model", "parts": [{"text": self.text}]}, "finishReason": "STOP"}
-        return json.dumps({"candidates": [candidate], "modelVersion": "fake-gemini"}).encode()
-
-    def stream_events(self, protocol: Protocol) -> list[bytes]:
-        """The reply as SSE `data:` events, a few words per event."""
+    def pieces(self) -> list[str]:
+        """The text as a stream sends it: a few words per event."""
         words = (self.text or "").split(" ")
-        pieces = [
+        return [
             " ".join(words[i : i + 3]) + (" " if i + 3 < len(words) else "") for i in range(0, len(words), 3)
         ]
-        events = []
-        for piece in pieces:
-            if protocol == "openai":
-                delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
-                chunk = {
-                    "id": "c",
-                    "object": "chat.completion.chunk",
-                    "created": 0,
-                    "model": "m",
-                    "choices": [delta],
-                }
-            else:
-                chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": piece}]}}]}
-            events.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        if protocol == "openai":
-            events.append(b"data: [DONE]\n\n")
-        return events
 
 
 class _Server(ThreadingHTTPServer):
@@ -91,7 +47,8 @@ class Recorded:
 
 
 class FakeLLMServer:
-    protocol: Protocol = "gemini"
+    """A protocol's subclass writes answers (`answer`), stream events (`stream_events`) and says which
+    requests stream (`streams`); everything else is shared."""
 
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
@@ -107,10 +64,9 @@ class FakeLLMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                recorded = Recorded(self.path, dict(self.headers), json.loads(raw or b"{}"), time.monotonic())
                 with fake._lock:
-                    fake.requests.append(
-                        Recorded(self.path, dict(self.headers), json.loads(raw or b"{}"), time.monotonic())
-                    )
+                    fake.requests.append(recorded)
                     if fake.script:
                         reply = fake.script.popleft()
                     else:
@@ -126,18 +82,16 @@ class FakeLLMServer:
                     return
                 if reply.delay:
                     time.sleep(reply.delay)
-                streaming = (
-                    "streamGenerateContent" in self.path or fake.requests[-1].body.get("stream") is True
-                )
+                streaming = fake.streams(recorded)
                 if streaming and reply.status == 200 and reply.body is None:
                     self._stream(reply)
                     return
-                payload = reply.payload(fake.protocol)
+                payload = fake.payload(reply)
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in reply.headers.items():
+                    headers = {"Content-Type": "application/json", **reply.headers}  # a reply's own first
+                    headers["Content-Length"] = str(len(payload))
+                    for name, value in headers.items():
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
@@ -153,7 +107,7 @@ class FakeLLMServer:
                 self.end_headers()
                 self.close_connection = True
                 try:
-                    for number, chunk in enumerate(reply.stream_events(fake.protocol)):
+                    for number, chunk in enumerate(fake.stream_events(reply)):
                         if reply.break_after is not None and number >= reply.break_after:
                             linger = struct.pack("ii", 1, 0)  # close() then sends a TCP reset
                             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
@@ -200,16 +154,25 @@ class FakeLLMServer:
     def calls(self) -> int:
         return len(self.requests)
 
+    def payload(self, reply: Reply) -> bytes:
+        if isinstance(reply.body, bytes):
+            return reply.body
+        if reply.body is not None:
+            return json.dumps(reply.body).encode()
+        if reply.status >= 400:
+            error = {"code": reply.status, "message": "upstream says no (secret detail)", "status": "ERR"}
+            return json.dumps({"error": error}).encode()
+        return json.dumps(self.answer(reply)).encode()
 
-class FakeGemini(FakeLLMServer):
-    protocol: Protocol = "gemini"
+    # -- what each protocol defines ------------------------------------------------------------------
 
+    def streams(self, request: Recorded) -> bool:
+        raise NotImplementedError
 
-class FakeOpenAI(FakeLLMServer):
-    """Speaks chat completions; clients take `url + "/v1"` as their base URL."""
+    def answer(self, reply: Reply) -> dict[str, Any]:
+        """The JSON body of a successful plain answer."""
+        raise NotImplementedError
 
-    protocol: Protocol = "openai"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
+    def stream_events(self, reply: Reply) -> list[bytes]:
+        """The reply as SSE `data:` events."""
+        raise NotImplementedError
