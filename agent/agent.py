@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -107,18 +108,19 @@ class Agent:
     async def answer(self, question: str, history: tuple[Turn, ...] = ()) -> Answer:
         """The whole answer at once: the stream, collected. Each tier's answer is held until complete, so
         one that fails part-way falls through to the next tier instead of ending in an apology."""
-        async for event in self._events(question, history, held=True):
-            if isinstance(event, Done):
-                return event.answer
+        async with contextlib.aclosing(self._events(question, history, held=True)) as events:
+            async for event in events:
+                if isinstance(event, Done):
+                    return event.answer
         raise AssertionError("an answer stream always ends with Done")
 
-    def stream(self, question: str, history: tuple[Turn, ...] = ()) -> AsyncIterator[AnswerEvent]:
+    def stream(self, question: str, history: tuple[Turn, ...] = ()) -> AsyncGenerator[AnswerEvent, None]:
         """The sources, then the answer as it is generated, then `Done`."""
         return self._events(question, history, held=False)
 
     async def _events(
         self, question: str, history: tuple[Turn, ...], *, held: bool
-    ) -> AsyncIterator[AnswerEvent]:
+    ) -> AsyncGenerator[AnswerEvent, None]:
         started = time.perf_counter()
         if (chat := self._small_talk(question, started)) is not None:
             async for told in _told(chat):

@@ -271,7 +271,7 @@ class GeneratorChain:
                             break  # a runaway answer: what follows would be cut, so stop the tier now
                     whole = (gate.feed("".join(whole_pieces)) + gate.flush()).rstrip()
                     if whole:
-                        whole = self._check_held(tier, prompt, given, whole)
+                        whole = self._check_held(tier, prompt, given, whole, gate)
                         produced = True
                         yield start
                         yield whole
@@ -310,12 +310,15 @@ class GeneratorChain:
         except StopAsyncIteration:
             return None
 
-    def _check_held(self, tier: Tier, prompt: Prompt, given: Prompt, text: str) -> str:
+    def _check_held(self, tier: Tier, prompt: Prompt, given: Prompt, text: str, gate: SentenceGate) -> str:
         """What of a held answer may be shown: all of it, unless the tier is a small model's (`hold`), whose
         answer must rephrase what it was `given` and keep the facts of the passages' opening evidence."""
         if not (tier.hold and tier.checked and self.guard.mode == "strict"):
             return text
-        text = rephrased(given, text)
+        kept = rephrased(given, text)
+        if kept != text and not gate.dropped:  # withheld or shortened: counted once, as the gate counts
+            self.stats.ungrounded(tier.generator.provider)
+        text = kept
         if not text:
             raise FallThroughError(
                 f"{tier.generator.provider} did not keep to what it was shown", reason="ungrounded"

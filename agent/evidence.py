@@ -35,8 +35,9 @@ _OPENING_LIMIT = 4  # units: a list's lead and the items it introduces, as the e
 
 
 def focus(prompt: Prompt, sentences: int) -> Prompt | None:
-    """`prompt` with each passage cut to its sentences that bear on the question, at most `sentences` in
-    all, the best passage first; None when no sentence does. `sentences` 0: the prompt as it is."""
+    """`prompt` with each passage cut to its sentences that bear on the question, `sentences` of them at
+    most (a list the answer opens with comes whole), the best passage first; None when no sentence does.
+    `sentences` 0: the prompt as it is."""
     if sentences <= 0:
         return prompt
     groups = _groups(prompt, sentences)
@@ -71,7 +72,7 @@ def rephrased(prompt: Prompt, answer: str) -> str:
 
 def left_out(prompt: Prompt, answer: str) -> list[Fact]:
     """The facts of the passages' opening evidence that `answer` does not state, leaving out those the
-    visitor already has (in the question or the conversation) and names the passages all share (the
+    visitor already has (in the question or the conversation) and names most passages share (the
     company's own name says nothing about this answer)."""
     previous = prompt.history[-1].question if prompt.history else ""
     evidence = opening(prompt.question, prompt.passages, _OPENING_LIMIT, previous).replace("**", "")

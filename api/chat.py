@@ -8,8 +8,9 @@ The routes only turn HTTP into a `Question`, and a `Reply` (or its events) back 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,13 +100,15 @@ class ChatService:
         return self._finishing(question, slot, events, started)
 
     async def _finishing(
-        self, question: Question, slot: CacheSlot, events: AsyncIterator[AnswerEvent], started: float
+        self, question: Question, slot: CacheSlot, events: AsyncGenerator[AnswerEvent, None], started: float
     ) -> AsyncIterator[ReplyEvent]:
-        async for event in events:
-            if isinstance(event, Done):
-                yield Finished(await self._finish(question, slot, event.answer, started))
-            else:
-                yield event
+        # Closed with this stream: a visitor who leaves stops the model now, not when the stream is collected.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, Done):
+                    yield Finished(await self._finish(question, slot, event.answer, started))
+                else:
+                    yield event
 
     async def _history(self, question: Question) -> tuple[Turn, ...]:
         if question.session_id:
@@ -156,7 +159,7 @@ class ChatService:
         )
 
 
-async def _replayed(answer: Answer) -> AsyncIterator[AnswerEvent]:
+async def _replayed(answer: Answer) -> AsyncGenerator[AnswerEvent, None]:
     """A cached answer as the events of a generated one: its sources, then a few pieces at once."""
     yield Sources(answer.sources)
     for line in answer.text.splitlines(keepends=True):

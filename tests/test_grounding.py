@@ -260,7 +260,8 @@ def test_a_held_answer_that_does_not_state_what_was_asked_falls_through(fake_gem
     fake_gemini.reset(default=Reply(text="It is a great choice for growing businesses like yours."))
     provider, text = streamed(generators)
     assert provider == "extractive" and "great choice" not in text
-    assert generators.stats.snapshot()["tiers"]["gemini"]["failures"] == {"unanswered": 2, "ungrounded": 1}
+    gemini_stats = generators.stats.snapshot()["tiers"]["gemini"]
+    assert gemini_stats["failures"] == {"unanswered": 2, "ungrounded": 1} and gemini_stats["ungrounded"] == 1
 
     fake_gemini.reset(default=Reply(text="It costs £12,500. It takes twelve weeks."))
     provider, text = streamed(generators)
