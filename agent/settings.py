@@ -72,7 +72,7 @@ class AgentSettings(BaseSettings):
         ge=0,
         le=50,
         description="Sentences of the passages the local model is shown: those that bear on the question, "
-        "as the extractive answer would choose them; its answer must keep their facts. 0: whole passages.",
+        "as the extractive answer would choose them; its answer may only rephrase them. 0: whole passages.",
     )
     local_context_window: int = Field(
         default=2048, ge=256, le=131_072, description="Tokens of context llama.cpp allocates (its KV cache)."
