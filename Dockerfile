@@ -14,6 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     KNOWLEDGE_DIR=/app/knowledge \
     CHROMA_PATH=/app/chroma_db \
     MODELS_DIR=/app/models \
+    DATA_DIR=/app/data \
     EMBEDDING_CACHE_DIR=/app/models/embeddings
 
 WORKDIR /app
@@ -56,9 +57,10 @@ RUN mkdir -p /app/models && for model in $(echo "${BAKE_MODELS}" | tr ',' ' '); 
 # start then embeds with ONNX Runtime, without importing torch (healthy in about a second).
 RUN python -m rag prepare-embedder
 
+# The folders the service writes, the app user's: a named volume mounted there starts with this owner.
 RUN useradd --create-home --uid 10001 app \
-    && mkdir -p /app/chroma_db \
-    && chown -R app:app /app/chroma_db /app/models
+    && mkdir -p /app/chroma_db /app/data \
+    && chown -R app:app /app/chroma_db /app/data /app/models
 USER app
 
 EXPOSE 8000

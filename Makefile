@@ -33,8 +33,9 @@ FALLBACK_MODEL_NAME ?= $(shell sed -n 's/^FALLBACK_MODEL_NAME=//p' .env 2>/dev/n
 RUN_NEEDS  := $(VENV)/.installed $(if $(or $(filter %.gguf %.GGUF,$(strip $(FALLBACK_MODEL_NAME))),$(LLAMA)),$(VENV)/.installed-llama)
 
 # Programs the tests start for real, as `command=Debian package`: Chromium for the widget's browser tests
-# (Playwright cannot download a browser here) and redis-server for the scale-out tests.
-SYSTEM_PACKAGES := chromium=chromium redis-server=redis-server
+# (Playwright cannot download a browser here), redis-server for the scale-out tests and PostgreSQL's initdb
+# for the records' PostgreSQL tests (each test gets a throwaway server; see tests/servers/postgres.py).
+SYSTEM_PACKAGES := chromium=chromium redis-server=redis-server initdb=postgresql
 
 # pip-compile writes the lock files; it lives in its own environment, so that its dependencies never
 # change the service's.
@@ -68,11 +69,14 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-# Installs only what is missing (Debian's apt-get; sudo when not root); nothing when all is there.
+# Installs only what is missing (Debian's apt-get; sudo when not root); nothing when all is there. Debian's
+# postgresql keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin: found there, it is present too.
 system-packages:
 	@missing=""; \
 	for pair in $(SYSTEM_PACKAGES); do \
-		command -v "$${pair%%=*}" >/dev/null 2>&1 || missing="$$missing $${pair#*=}"; \
+		command -v "$${pair%%=*}" >/dev/null 2>&1 && continue; \
+		case "$$pair" in initdb=*) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && continue;; esac; \
+		missing="$$missing $${pair#*=}"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import structlog
 
@@ -63,6 +63,27 @@ AnswerEvent = Sources | Text | Done
 
 
 @dataclass(frozen=True, slots=True)
+class Curated:
+    """An answer the site owner wrote for questions that mean the same as this one."""
+
+    id: str
+    answer: str
+    sources: tuple[str, ...]
+    similarity: float
+
+
+class CuratedAnswers(Protocol):
+    @property
+    def active(self) -> bool:
+        """False when there are none: a question then costs nothing here."""
+        ...
+
+    def find(self, question: str) -> Curated | None:
+        """Blocking (embeds the question)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Replies:
     """What the agent says without a model: to small talk, and when the knowledge has nothing relevant."""
 
@@ -82,8 +103,10 @@ class Agent:
         max_answer_chars: int = 4000,
         scrubber: SecretScrubber | None = None,
         relevance: RelevanceCheck | None = None,
+        curated: CuratedAnswers | None = None,
     ) -> None:
         self.retriever = retriever
+        self.curated = curated  # the owner's answers, tried before anything else
         self.chain = chain
         self.replies = replies
         # Passages below the floor are never used; `relevance` then decides whether what is left is about
@@ -122,6 +145,10 @@ class Agent:
         self, question: str, history: tuple[Turn, ...], *, held: bool
     ) -> AsyncGenerator[AnswerEvent, None]:
         started = time.perf_counter()
+        if (curated := await self._curated(question, started)) is not None:
+            async for told in _told(curated):
+                yield told
+            return
         if (chat := self._small_talk(question, started)) is not None:
             async for told in _told(chat):
                 yield told
@@ -213,6 +240,31 @@ class Agent:
             log.info("nothing_relevant", best_score=selection.best_score, floor=self.relevance_floor, **why)
         return tuple(selection.passages)
 
+    async def _curated(self, question: str, started: float) -> Answer | None:
+        if self.curated is None or not self.curated.active:
+            return None
+        try:
+            found = await asyncio.to_thread(self.curated.find, question)
+        except RetrievalError as exc:  # the embedder failed: retrieval will say so, or answer without it
+            log.error("curated_lookup_failed", error=str(exc))
+            return None
+        if found is None:
+            return None
+        sources = tuple(
+            Passage(
+                id=f"curated:{found.id}:{n}", source=s, title=s, headings="", text="", score=found.similarity
+            )
+            for n, s in enumerate(found.sources)
+        )
+        return Answer(
+            text=found.answer,
+            status="success",
+            provider="curated",
+            model=found.id,
+            response_time=_since(started),
+            sources=sources,
+        )
+
     def _small_talk(self, question: str, started: float) -> Answer | None:
         replies = self.replies.small_talk
         kind = recognise(question) if replies is not None else None
@@ -231,7 +283,7 @@ class Agent:
             text=self.replies.refusal,
             status="error",
             provider="none",
-            model="none",
+            model="withheld",
             response_time=_since(started),
             sources=passages,
         )
@@ -270,7 +322,7 @@ def _said(text: str, model: str, started: float) -> Answer:
 
 
 async def _told(answer: Answer) -> AsyncIterator[AnswerEvent]:
-    yield Sources(())
+    yield Sources(answer.sources)
     yield Text(answer.text)
     yield Done(answer)
 

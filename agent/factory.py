@@ -5,7 +5,7 @@ The service and the answer evaluation build the agent here, so that what is meas
 
 from __future__ import annotations
 
-from agent.agent import Agent, Replies
+from agent.agent import Agent, CuratedAnswers, Replies
 from agent.chain import GeneratorChain, Tier
 from agent.circuit import CircuitBreaker
 from agent.generators.base import GenerationParams
@@ -23,8 +23,14 @@ from rag.relevance import RelevanceCheck
 from rag.retriever import Retriever
 
 
-def build_agent(settings: AgentSettings, retriever: Retriever, secrets: tuple[str, ...] = ()) -> Agent:
-    """`secrets`: values never to appear in an answer (API keys, the admin token)."""
+def build_agent(
+    settings: AgentSettings,
+    retriever: Retriever,
+    secrets: tuple[str, ...] = (),
+    curated: CuratedAnswers | None = None,
+) -> Agent:
+    """`secrets`: values never to appear in an answer (API keys, the admin token); `curated`: the owner's
+    own answers, tried first."""
     replies = Replies(
         contact_hint=settings.contact_hint,
         no_answer=settings.no_answer_text,
@@ -40,6 +46,7 @@ def build_agent(settings: AgentSettings, retriever: Retriever, secrets: tuple[st
         else None,
         max_answer_chars=settings.max_answer_chars,
         scrubber=SecretScrubber(secrets),
+        curated=curated,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from fastapi.routing import APIRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from agent.conversations import ConversationStore, MemoryConversations, RedisConversations
-from api import __version__, admin, chat_routes, openai_api, status_routes, widget
+from api import __version__, admin, chat_routes, openai_api, owner_routes, status_routes, widget
 from api.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from api.chat import ChatService
 from api.errors import install_error_handlers
@@ -27,6 +28,7 @@ from api.middleware import (
     SecurityHeadersMiddleware,
 )
 from api.origins import install_cors, parse_origins
+from api.owner import OwnerService
 from api.rate_limits import build_rate_limits
 from api.services import build_services
 from api.settings import Settings
@@ -54,7 +56,13 @@ def create_app(
             raise
         app.state.services = services
         app.state.chat = ChatService(services)
+        app.state.owner = OwnerService(services)
         app.state.rate_limits = build_rate_limits(settings.api, shared)
+        watcher = (
+            asyncio.create_task(app.state.owner.watch_curated(settings.records.curated_refresh_seconds))
+            if services.owner is not None
+            else None
+        )
         active = services.agent.chain.active()
         log.info(
             "service_ready",
@@ -65,6 +73,10 @@ def create_app(
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await services.aclose()
             if shared is not None:
                 await shared.aclose()
@@ -92,7 +104,16 @@ def create_app(
         # Outermost: limits, logs and the admin check all see the visitor, not the proxy.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
     install_error_handlers(app)
-    for router in (status_routes.router, chat_routes.router, admin.router, openai_api.router, widget.router):
+    routers = (
+        status_routes.router,
+        chat_routes.router,
+        owner_routes.visitor_router,
+        admin.router,
+        owner_routes.router,
+        openai_api.router,
+        widget.router,
+    )
+    for router in routers:
         app.include_router(router)
     return app
 

@@ -8,7 +8,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,13 @@ class CacheCounts:
     misses: int
 
 
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    key: str
+    question: str  # as asked first: what a curated answer's change is compared with
+    answer: Answer
+
+
 class AnswerCache(Protocol):
     ttl: int
     max_entries: int | None  # None: bounded by the TTL and the server's memory policy
@@ -46,7 +53,15 @@ class AnswerCache(Protocol):
 
     async def get(self, key: str) -> Answer | None: ...
 
-    async def set(self, key: str, answer: Answer) -> None: ...
+    async def set(self, key: str, answer: Answer, question: str = "") -> None: ...
+
+    def entries(self) -> AsyncIterator[CachedAnswer]:
+        """The live entries (a snapshot, in batches for a networked cache)."""
+        ...
+
+    async def discard(self, keys: Sequence[str]) -> int:
+        """Removes these entries; returns how many were there."""
+        ...
 
     async def clear(self) -> int:
         """Empty the cache; returns how many live entries it held."""
@@ -63,7 +78,7 @@ class MemoryAnswerCache:
     def __init__(self, ttl: int, max_entries: int, timer: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_entries: int | None = max_entries
-        self._cache: TTLCache[str, Answer] = TTLCache(maxsize=max_entries, ttl=ttl, timer=timer)
+        self._cache: TTLCache[str, tuple[str, Answer]] = TTLCache(maxsize=max_entries, ttl=ttl, timer=timer)
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -77,15 +92,25 @@ class MemoryAnswerCache:
             value = self._cache.get(key)
             if value is None:
                 self._misses += 1
-            else:
-                self._hits += 1
-            return value
+                return None
+            self._hits += 1
+            return value[1]
 
-    async def set(self, key: str, answer: Answer) -> None:
+    async def set(self, key: str, answer: Answer, question: str = "") -> None:
         if not self.enabled:
             return
         with self._lock:
-            self._cache[key] = answer
+            self._cache[key] = (question, answer)
+
+    async def entries(self) -> AsyncIterator[CachedAnswer]:
+        with self._lock:
+            live = [CachedAnswer(key, question, answer) for key, (question, answer) in self._cache.items()]
+        for entry in live:
+            yield entry
+
+    async def discard(self, keys: Sequence[str]) -> int:
+        with self._lock:
+            return sum(1 for key in keys if self._cache.pop(key, None) is not None)
 
     async def clear(self) -> int:
         with self._lock:
@@ -123,9 +148,21 @@ class RedisAnswerCache:
         await self._redis.hincrby(self._stats, "misses" if raw is None else "hits", 1)
         return None if raw is None else _decode(raw)
 
-    async def set(self, key: str, answer: Answer) -> None:
+    async def set(self, key: str, answer: Answer, question: str = "") -> None:
         if self.enabled:
-            await self._redis.set(self._entries + key, _encode(answer), ex=self.ttl)
+            await self._redis.set(self._entries + key, _encode(answer, question), ex=self.ttl)
+
+    async def entries(self) -> AsyncIterator[CachedAnswer]:
+        async for batch in self._batches():
+            for name, raw in zip(batch, await self._redis.mget(batch), strict=True):
+                if raw is not None:  # expired since the scan
+                    question, answer = _decoded(raw)
+                    yield CachedAnswer(name.decode()[len(self._entries) :], question, answer)
+
+    async def discard(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        return int(await self._redis.unlink(*(self._entries + key for key in keys)))
 
     async def clear(self) -> int:
         removed = 0
@@ -155,11 +192,19 @@ class RedisAnswerCache:
             yield batch
 
 
-def _encode(answer: Answer) -> str:
-    return json.dumps(asdict(answer), separators=(",", ":"))
+def _encode(answer: Answer, question: str) -> str:
+    return json.dumps({"question": question, "answer": asdict(answer)}, separators=(",", ":"))
 
 
 def _decode(raw: bytes) -> Answer:
+    return _decoded(raw)[1]
+
+
+def _decoded(raw: bytes) -> tuple[str, Answer]:
     data = json.loads(raw)
-    data["sources"] = tuple(Passage(**passage) for passage in data["sources"])
-    return Answer(**data)
+    question, fields = (
+        data.get("question", ""),
+        data.get("answer", data),
+    )  # entries of earlier versions: the answer
+    fields["sources"] = tuple(Passage(**passage) for passage in fields["sources"])
+    return question, Answer(**fields)

@@ -2,7 +2,8 @@
 
 `POST /chat`, `POST /chat/stream`, `POST /v1/chat/completions` (plain and streaming) and the fast path of
 `POST /chat` all go through `ChatService`: it takes the conversation's history, the answer cache's slot, asks
-the agent, remembers the turn and records the answer (the `chat_answered` log line and `kb_answers_total`).
+the agent, remembers the turn and records the answer (the `chat_answered` log line, `kb_answers_total`, and
+the owner's records, queued off the request path under a new answer id that the reply carries for feedback).
 The routes only turn HTTP into a `Question`, and a `Reply` (or its events) back into HTTP.
 """
 
@@ -18,6 +19,8 @@ import structlog
 
 from agent.agent import Agent, Answer, AnswerEvent, Done, Sources, Text
 from agent.conversations import ConversationStore, Turn
+from agent.records.owner import OwnerRecords
+from agent.records.served import new_answer_id, served
 from api.cache import AnswerCache, cache_key
 from api.metrics import Metrics
 from api.schemas import sources_of
@@ -44,6 +47,7 @@ class Reply:
     answer: Answer
     cached: bool
     seconds: float  # spent on this request
+    answer_id: str | None = None  # what feedback names; None when answers are not recorded
 
     @property
     def response_time(self) -> float:
@@ -69,9 +73,9 @@ class CacheSlot:
     key: str | None  # None: the answer depends on a conversation, which the key does not hold
     hit: Answer | None
 
-    async def store(self, answer: Answer) -> None:
+    async def store(self, question: str, answer: Answer) -> None:
         if self.hit is None and self.key is not None and answer.cacheable:
-            await self.cache.set(self.key, answer)
+            await self.cache.set(self.key, answer, question)
 
 
 class ChatService:
@@ -80,6 +84,7 @@ class ChatService:
         self._cache: AnswerCache = services.cache
         self._conversations: ConversationStore = services.conversations
         self._metrics: Metrics = services.metrics
+        self._owner: OwnerRecords | None = services.owner
         self._log_messages = services.settings.logging.log_messages
 
     async def answer(self, question: Question) -> Reply:
@@ -129,12 +134,15 @@ class ChatService:
         return CacheSlot(self._cache, key, hit)
 
     async def _finish(self, question: Question, slot: CacheSlot, answer: Answer, started: float) -> Reply:
-        await slot.store(answer)
+        await slot.store(question.text, answer)
         if question.session_id and answer.status == "success":
             # Apologies stay out of the conversation: they would only confuse follow-ups.
             turn = Turn(question=question.text, answer=answer.text, sources=tuple(sources_of(answer.sources)))
             await self._conversations.append(question.session_id, turn)
-        reply = Reply(answer, cached=slot.hit is not None, seconds=time.perf_counter() - started)
+        answer_id = new_answer_id() if self._owner is not None else None
+        reply = Reply(
+            answer, cached=slot.hit is not None, seconds=time.perf_counter() - started, answer_id=answer_id
+        )
         self._record(question, reply)
         return reply
 
@@ -157,6 +165,17 @@ class ChatService:
             seconds=round(reply.seconds, 4),
             **({"retrieval_seconds": round(retrieval, 5)} if retrieval is not None else {}),
         )
+        if self._owner is not None and reply.answer_id is not None:
+            record = served(
+                reply.answer_id,
+                question.text,
+                answer,
+                surface=question.surface,
+                session_id=question.session_id,
+                cached=reply.cached,
+                seconds=reply.seconds,
+            )
+            self._owner.writer.put(record)  # never blocks: a full queue drops the record, not the answer
 
 
 async def _replayed(answer: Answer) -> AsyncGenerator[AnswerEvent, None]:

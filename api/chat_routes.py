@@ -45,6 +45,7 @@ def chat_response(reply: Reply) -> Response:
         cached=reply.cached,
         sources=source_models(reply.answer.sources),
         model_info=_model_info(reply),
+        answer_id=reply.answer_id,
     )
     return Response(body.model_dump_json(), media_type="application/json")
 
@@ -126,6 +127,7 @@ async def _server_sent(events: AsyncIterator[ReplyEvent]) -> AsyncIterator[str]:
                 "status": "success",
                 "cached": reply.cached,
                 "model_info": _model_info(reply).model_dump(),
+                "answer_id": reply.answer_id,
             }
             yield sse.event("done", done)
         else:

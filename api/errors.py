@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.owner import RecordsError, RecordsUnavailable
 from api.rate_limits import RateLimited
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,12 @@ def rate_limited_response(request: Request, exc: RateLimited) -> Response:
     return JSONResponse(error_body(request, str(exc), 429), status_code=429)
 
 
+async def _records_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RecordsError)
+    headers = {"Retry-After": "30"} if isinstance(exc, RecordsUnavailable) else None
+    return JSONResponse(error_body(request, str(exc), exc.status), status_code=exc.status, headers=headers)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__, exc_info=exc)
     return JSONResponse(
@@ -78,5 +85,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(RecordsError, _records_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from agent.chain import GeneratorChain
+    from agent.records.writer import RecordWriter
 
 _CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -54,6 +55,12 @@ class Metrics:
         """Tier attempts, failures, retries and circuits, read from the chain's own figures at scrape time."""
         self.registry.register(_ChainCollector(chain))
 
+    def watch_records(self, writer: RecordWriter | None) -> None:
+        """The answer records' writer (written, dropped, queued, failures, database up), read from its own
+        figures at scrape time; nothing when answers are not recorded (None)."""
+        if writer is not None:
+            self.registry.register(_RecordsCollector(writer))
+
 
 class _ChainCollector(Collector):
     def __init__(self, chain: GeneratorChain) -> None:
@@ -86,6 +93,35 @@ class _ChainCollector(Collector):
             if view.circuit is not None:
                 circuits.add_metric([view.generator.provider], _CIRCUIT_STATES.get(view.circuit, 0))
         yield from (attempts, retries, failures, ungrounded, circuits)
+
+
+class _RecordsCollector(Collector):
+    def __init__(self, writer: RecordWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._writer.stats()
+        yield CounterMetricFamily(
+            "kb_records_written", "Answer records written to the records database.", value=stats.written
+        )
+        yield CounterMetricFamily(
+            "kb_records_dropped",
+            "Answer records dropped: the queue was full (the records database down for long).",
+            value=stats.dropped,
+        )
+        yield GaugeMetricFamily(
+            "kb_records_queued", "Answer records waiting to be written.", value=stats.queued
+        )
+        yield CounterMetricFamily(
+            "kb_records_write_failures",
+            "Failed writes of a batch of answer records (each retried).",
+            value=stats.failures,
+        )
+        yield GaugeMetricFamily(
+            "kb_records_database_up",
+            "1 when the latest write to the records database succeeded (or none was tried yet), else 0.",
+            value=1 if stats.healthy else 0,
+        )
 
 
 class MetricsMiddleware:

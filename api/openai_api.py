@@ -18,9 +18,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.agent import Answer, Sources, Text
+from agent.agent import Sources, Text
 from agent.conversations import Turn
-from api.chat import Question, ReplyEvent
+from api.chat import Question, Reply, ReplyEvent
 from api.deps import BudgetDep, ChatDep, SettingsDep
 from api.origins import check_origin
 from api.rate_limits import Rule
@@ -113,10 +113,11 @@ async def chat_completions(
             _chunks(events, completion_id), media_type="text/event-stream", headers=SSE_HEADERS
         )
     reply = await chat.answer(Question(text, "openai", history=history))
-    return _completion(reply.answer, completion_id)
+    return _completion(reply, completion_id)
 
 
-def _completion(answer: Answer, completion_id: str) -> dict[str, Any]:
+def _completion(reply: Reply, completion_id: str) -> dict[str, Any]:
+    answer = reply.answer
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -129,6 +130,7 @@ def _completion(answer: Answer, completion_id: str) -> dict[str, Any]:
         "sources": sources_of(answer.sources),
         "status": answer.status,
         "model_info": {"provider": answer.provider, "model": answer.model},
+        "answer_id": reply.answer_id,  # an extra field, for POST /feedback
     }
 
 
@@ -156,5 +158,10 @@ async def _chunks(events: AsyncIterator[ReplyEvent], completion_id: str) -> Asyn
             answer = event.reply.answer
             if answer.status != "success":  # an apology, as the assistant's words
                 yield _chunk(completion_id, {"content": answer.text})
-            yield _chunk(completion_id, {}, "stop", sources=sources_of(sources), status=answer.status)
+            extra = {
+                "sources": sources_of(sources),
+                "status": answer.status,
+                "answer_id": event.reply.answer_id,
+            }
+            yield _chunk(completion_id, {}, "stop", **extra)
     yield "data: [DONE]\n\n"

@@ -29,6 +29,8 @@ class Rule(StrEnum):
     CACHE_CLEAR = "cache-clear"
     ADMIN_REINDEX = "admin-reindex"  # POST and GET /admin/reindex
     ADMIN_KNOWLEDGE = "admin-knowledge"
+    FEEDBACK = "feedback"  # POST /feedback: the chat limits, counted apart so that ratings spend no questions
+    ADMIN_RECORDS = "admin-records"  # gaps, curated answers, conversations
     ADMIN_FAILURES = "admin-auth-failures"  # wrong admin tokens, counted apart from the calls themselves
 
 
@@ -43,6 +45,8 @@ def budgets(settings: ApiSettings) -> dict[Rule, list[RateLimitItem]]:
         Rule.CACHE_CLEAR: parse_many(settings.rate_limit_cache_clear),
         Rule.ADMIN_REINDEX: parse_many(settings.rate_limit_admin),
         Rule.ADMIN_KNOWLEDGE: parse_many(settings.rate_limit_admin),
+        Rule.FEEDBACK: parse_many(settings.rate_limit_chat),
+        Rule.ADMIN_RECORDS: parse_many(settings.rate_limit_admin),
         Rule.ADMIN_FAILURES: [parse(settings.rate_limit_admin_failures)],
     }
 

@@ -117,6 +117,9 @@ class ChatResponse(BaseModel):
     cached: bool
     sources: list[Source]
     model_info: ModelInfo
+    answer_id: str | None = Field(
+        default=None, description="Names this answer in POST /feedback; null when answers are not recorded."
+    )
 
 
 class TierInfo(BaseModel):
@@ -135,14 +138,31 @@ class LlmInfo(BaseModel):
     chain: list[TierInfo]
 
 
+class RecordsHealth(BaseModel):
+    state: Literal["ok", "unavailable", "off"] = Field(
+        description="ok: answers are recorded; unavailable: the records database cannot be written to "
+        "(answers wait in the queue, then are dropped); off: RECORD_ANSWERS=false. Informational: an "
+        "unavailable records database does not make `status` degraded, since visitors are still answered."
+    )
+    database: Literal["sqlite", "postgresql"] | None = Field(
+        description="The records database: sqlite (DATA_DIR) or postgresql (DATABASE_URL); null when off."
+    )
+    queued: int = Field(description="Answer records waiting to be written.")
+    dropped: int = Field(description="Answer records dropped since start: the queue was full.")
+
+
 class HealthResponse(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: the knowledge store holds no vectors. The records database is not counted "
+        "(see `records`)."
+    )
     version: str
     llm: LlmInfo
     vectors: int
     knowledge_version: str
     embedder: Literal["ready", "loading", "not loaded"]
     cache_size: int | None = Field(description="Cached answers; null with a shared cache (see /cache/stats).")
+    records: RecordsHealth
 
 
 class TierStatsOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from agent.factory import build_agent
 from agent.generators.gemini import GeminiGenerator
 from agent.generators.local import LocalGenerator
 from agent.generators.openai_compat import OpenAICompatGenerator
+from agent.records.owner import OwnerRecords, open_records
 from api.cache import AnswerCache
 from api.ingest_lock import ingest_guard
 from api.metrics import Metrics
@@ -38,9 +40,12 @@ class Services:
     conversations: ConversationStore
     reindexer: Reindexer
     metrics: Metrics
+    owner: OwnerRecords | None = None  # None: RECORD_ANSWERS=false
 
     async def aclose(self) -> None:
         await self.agent.aclose()
+        if self.owner is not None:
+            await asyncio.to_thread(self.owner.close)  # writes what is queued, for a few seconds at most
         self.store.close()
 
 
@@ -77,7 +82,14 @@ def build_services(
         agent.prepare()  # and the relevance calibration of the new knowledge
         return report
 
-    agent = build_agent(settings.agent, retriever, settings.secrets())
+    owner = (
+        open_records(settings.records, embedder, settings.logging, settings.secrets())
+        if settings.records.record_answers
+        else None
+    )
+    agent = build_agent(
+        settings.agent, retriever, settings.secrets(), curated=owner.curated if owner else None
+    )
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:
         for tier in agent.chain.tiers:
@@ -95,7 +107,10 @@ def build_services(
         # health says "loading" meanwhile.
         threading.Thread(target=_warm, args=(embedder, agent), name="embedder-warmup", daemon=True).start()
     metrics.watch_chain(agent.chain)
-    return Services(settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics)
+    metrics.watch_records(owner.writer if owner is not None else None)
+    return Services(
+        settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics, owner
+    )
 
 
 def _warm_clients(generators: list[GeminiGenerator | OpenAICompatGenerator]) -> None:

@@ -8,6 +8,7 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.records.settings import RecordsSettings
 from agent.settings import AgentSettings
 from rag.logs import LoggingSettings
 from rag.settings import RagSettings
@@ -118,8 +119,12 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     rag: RagSettings = field(default_factory=RagSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    records: RecordsSettings = field(default_factory=RecordsSettings)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line."""
         keys = (self.agent.google_api_key, self.agent.openai_api_key, self.api.admin_token)
-        return tuple(key.get_secret_value() for key in keys if key is not None)
+        values = [key.get_secret_value() for key in keys if key is not None]
+        if (password := self.records.password()) is not None:
+            values.append(password)
+        return tuple(values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
@@ -18,11 +19,13 @@ from api.schemas import (
     HealthResponse,
     LlmInfo,
     LlmStats,
+    RecordsHealth,
     ServiceInfo,
     TierInfo,
     TierStatsOut,
 )
 from api.security import ADMIN_ERRORS, require_admin
+from api.services import Services
 
 router = APIRouter()
 ADMIN_ONLY = Depends(require_admin)
@@ -32,7 +35,7 @@ ENDPOINTS = {
     "POST /chat/stream": "The same, streamed as Server-Sent Events (sources, token..., done).",
     "GET /history/{session_id}": "A conversation's turns, to restore a chat log.",
     "DELETE /history/{session_id}": "Forget a conversation.",
-    "GET /health": "Liveness, active model, vector count (never rate limited).",
+    "GET /health": "Liveness, active model, vector count, answer records (never rate limited).",
     "GET /stats/llm": "Per-tier attempts, failures, retries, latency, fallback rate, circuits.",
     "GET /cache/stats": "Answer-cache statistics (admin).",
     "DELETE /cache": "Empty the answer cache (admin).",
@@ -86,6 +89,25 @@ async def health(services: ServicesDep) -> HealthResponse:
         knowledge_version=services.agent.retriever.knowledge_version,
         embedder=services.embedder.state,
         cache_size=services.cache.size_hint(),
+        records=_records_health(services),
+    )
+
+
+_DATABASES: dict[str, Literal["sqlite", "postgresql"]] = {"sqlite": "sqlite", "postgresql": "postgresql"}
+
+
+def _records_health(services: Services) -> RecordsHealth:
+    """The answer records' writer, from its own figures (no query: health stays cheap and never waits on the
+    records database)."""
+    owner = services.owner
+    if owner is None:
+        return RecordsHealth(state="off", database=None, queued=0, dropped=0)
+    stats = owner.writer.stats()
+    return RecordsHealth(
+        state="ok" if stats.healthy else "unavailable",
+        database=_DATABASES.get(owner.records.engine.url.get_backend_name()),
+        queued=stats.queued,
+        dropped=stats.dropped,
     )
 
 

@@ -10,7 +10,7 @@ import platform
 import sys
 from collections.abc import Callable
 
-from bench import cached, coldstart, eventloop, fallback, ingest, load, memory, retrieval, startup
+from bench import cached, coldstart, eventloop, fallback, ingest, load, memory, records, retrieval, startup
 
 BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
     "cached": cached.run,
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
     "memory": memory.run,
     "eventloop": eventloop.run,
     "load": load.run,
+    "records": records.run,
     "startup": startup.run,
     "fallback": fallback.run,
     "ingest": ingest.run,
@@ -39,6 +40,13 @@ TARGETS: dict[str, Check] = {
     "eventloop.chat_errors": (operator.eq, 0.0, "=="),
     "load.server_errors": (operator.eq, 0.0, "=="),
     "load.invalid": (operator.eq, 0.0, "=="),
+    "records.uncached_p50_ratio": (operator.le, records.MAX_P50_RATIO, "<="),
+    "records.cached_rps_ratio": (operator.ge, records.MIN_RPS_RATIO, ">="),
+    "records.after_records_missing": (operator.eq, 0.0, "=="),
+    "records.postgres_uncached_p50_ratio": (operator.le, records.MAX_P50_RATIO, "<="),
+    "records.postgres_cached_rps_ratio": (operator.ge, records.MIN_RPS_RATIO, ">="),
+    "records.postgres_records_missing": (operator.eq, 0.0, "=="),
+    "records.invalid_replies": (operator.eq, 0.0, "=="),
 }
 
 

@@ -224,6 +224,7 @@ def configure_logging(settings: LoggingSettings, secrets: tuple[str, ...] = ()) 
         "sentence_transformers",
         "urllib3",
         "google_genai",
+        "alembic",  # each migration step; records_migrated says what changed
     )
     for noisy in noisy_libraries:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -114,6 +114,11 @@ class Retriever:
             return []
         return [hits[0].score for hits in (self.store.query(vector, 1) for vector in vectors) if hits]
 
+    def nearest(self, vector: Sequence[float]) -> Passage | None:
+        """The passage nearest in meaning to an embedded text, its score the cosine similarity. Blocking."""
+        hits = self.store.query(vector, 1) if self.store.count() else []
+        return _passage(hits[0]) if hits else None
+
     def sample_passages(self, n: int) -> list[str]:
         """The texts of up to `n` passages spread evenly over the knowledge (the same ones every time)."""
         return self.store.sample_texts(n)

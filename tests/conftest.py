@@ -13,6 +13,7 @@ os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from agent.records.settings import RecordsSettings
 from agent.settings import AgentSettings
 from api.app import create_app
 from api.settings import ApiSettings, Settings
@@ -32,6 +34,7 @@ from rag.logs import LoggingSettings, configure_logging
 from rag.onnx_encoder import export_onnx, onnx_file
 from rag.settings import DEFAULT_EMBEDDING_MODEL, RagSettings
 from rag.store import KnowledgeStore
+from tests.servers.postgres import PostgresServer
 from tests.servers.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +46,8 @@ NO_ENV_FILE: dict[str, Any] = {"_env_file": None}
 # once below, never into the checkout's models/ folder.
 EMBEDDING_CACHE = Path(tempfile.mkdtemp(prefix="kb-test-embeddings-"))
 os.environ["EMBEDDING_CACHE_DIR"] = str(EMBEDDING_CACHE)
+# Services started as processes keep their answer records here, never in the checkout's data/ folder.
+os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="kb-test-records-")
 LOCAL_CLIENT = ("127.0.0.1", 50000)
 
 configure_logging(LoggingSettings(**NO_ENV_FILE))
@@ -108,6 +113,23 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session, in its own temporary folder (gone afterwards)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test: its SQLAlchemy URL (postgresql+psycopg://...)."""
+    postgres_server.start()  # again, if an earlier test stopped it
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    yield postgres_server.create_database(name)
+    if postgres_server.running:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
 def fake_gemini_server() -> Iterator[FakeGemini]:
     server = FakeGemini().start()
     yield server
@@ -160,8 +182,9 @@ AppFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def make_client(store_dir: Path) -> Iterator[AppFactory]:
-    """Builds the real app (lifespan included) on a copy of the built store."""
+def make_client(store_dir: Path, tmp_path: Path) -> Iterator[AppFactory]:
+    """Builds the real app (lifespan included) on a copy of the built store, its records in a SQLite file of
+    its own (or where `records` says)."""
     clients: list[TestClient] = []
 
     def factory(
@@ -170,6 +193,7 @@ def make_client(store_dir: Path) -> Iterator[AppFactory]:
         agent: dict[str, Any] | None = None,
         rag: dict[str, Any] | None = None,
         logs: dict[str, Any] | None = None,
+        records: dict[str, Any] | None = None,
         clock: Clock | None = None,
     ) -> TestClient:
         settings = Settings(
@@ -177,6 +201,7 @@ def make_client(store_dir: Path) -> Iterator[AppFactory]:
             agent=agent_settings(**(agent or {})),
             rag=rag_settings(**{"chroma_path": store_dir, **(rag or {})}),
             logging=LoggingSettings(**{**NO_ENV_FILE, **(logs or {})}),
+            records=RecordsSettings(**{**NO_ENV_FILE, "data_dir": tmp_path / "records", **(records or {})}),
         )
         app = create_app(settings, cache_timer=clock) if clock else create_app(settings)
         client = TestClient(app, client=LOCAL_CLIENT)  # the operator, on the same machine

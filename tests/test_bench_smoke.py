@@ -93,3 +93,37 @@ def test_the_service_benchmarks_run_against_real_servers(tmp_path: Path) -> None
     )
     assert figures["load.gemini_failures"] > 0  # the fake really failed a share of the calls
     assert "| cached.rps_ratio |" in result.stdout and "target(s) missed" in result.stdout
+
+
+def test_the_records_benchmark_compares_recording_off_and_on(tmp_path: Path) -> None:
+    _small_beir_set(tmp_path / "set")
+    env = {
+        **os.environ,
+        "BENCH_DATASET": str(tmp_path / "set"),
+        "BENCH_CACHE": str(tmp_path / "cache"),
+        "BENCH_CHUNKS": "60",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.records", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode in (0, 1), result.stderr  # 1: a ratio missed its target on a busy machine
+    figures = {
+        key: float(value)
+        for key, value in (line.split(" = ", 1) for line in result.stdout.splitlines() if " = " in line)
+    }
+    assert figures["records.invalid_replies"] == 0
+    assert figures["records.before_uncached_requests"] == figures["records.after_uncached_requests"] == 40
+    assert figures["records.uncached_p50_ratio"] > 0 and figures["records.cached_rps_ratio"] > 0
+    assert figures["records.before_cached_rps"] > 0 and figures["records.after_cached_cpu_ms"] > 0
+    # Every answer the recording service gave is in its database, counted by the admin API and in the file.
+    sent = figures["records.after_answers_sent"]
+    assert sent > 40 + figures["records.after_cached_requests"] - 1
+    assert figures["records.after_records"] == figures["records.after_sqlite_rows"] == sent
+    assert figures["records.after_records_missing"] == figures["records.after_records_dropped"] == 0
+    assert "| uncached `/chat` p50 ms |" in result.stdout and "after / before" in result.stdout
+    assert "RECORDS MISSING" not in result.stdout

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from agent.records.settings import RecordsSettings
 from agent.settings import AgentSettings
 from api.settings import ApiSettings
 from rag.logs import LoggingSettings
@@ -17,7 +18,13 @@ ROWS = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]*) \|", README, flags=re.MULTIL
 
 
 def test_every_setting_is_in_the_readme_with_its_default() -> None:
-    models: list[type[BaseSettings]] = [ApiSettings, AgentSettings, RagSettings, LoggingSettings]
+    models: list[type[BaseSettings]] = [
+        ApiSettings,
+        AgentSettings,
+        RagSettings,
+        LoggingSettings,
+        RecordsSettings,
+    ]
     for model in models:
         for name, field in model.model_fields.items():
             documented = ROWS.get(name.upper())

@@ -27,6 +27,7 @@ def test_the_live_api_matches_its_schema_under_generated_input(
         **{f"RATE_LIMIT_{name}": generous for name in ("CHAT", "ROOT", "CACHE_STATS", "STATS", "HISTORY")},
         "RATE_LIMIT_CACHE_CLEAR": generous,
         "RATE_LIMIT_ADMIN": generous,
+        "DATA_DIR": str(tmp_path / "records"),  # the curated answers it creates stay with this server
     }
     server = ServerProcess(env, tmp_path / "server.log")
     try:

@@ -29,7 +29,12 @@ def events(log: str) -> list[str]:
 
 
 def test_first_start_embeds_and_a_restart_embeds_nothing(tmp_path: Path) -> None:
-    env = {"CHROMA_PATH": str(tmp_path / "db"), "KNOWLEDGE_DIR": str(KNOWLEDGE), "EMBEDDER_WARMUP": "false"}
+    env = {
+        "CHROMA_PATH": str(tmp_path / "db"),
+        "KNOWLEDGE_DIR": str(KNOWLEDGE),
+        "EMBEDDER_WARMUP": "false",
+        "DATA_DIR": str(tmp_path / "records"),  # no curated answers (whose questions are embedded at start)
+    }
 
     first = ServerProcess(env, tmp_path / "first.log")
     try:

@@ -12,7 +12,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Request, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Request, Response, expect, sync_playwright
 
 from bench.server import ServerProcess
 from fakes.gemini_server import FakeGemini
@@ -46,6 +46,9 @@ GREETING = "Hi! How can I help you today?"
 SERVICES_TEXT = "seven services"  # from the opening of knowledge/services.md
 RATE_LIMITED = "You're sending messages a little fast — please wait a moment and try again."
 # In sentences: the service releases an answer a sentence at a time, and the widget must show it streaming.
+THANKS = "Thanks for your feedback"
+COMMENT_LABEL = "What could be better? (optional)"
+ANSWER_ID = re.compile(r"[0-9a-f]{32}")
 XSS_REPLY = (
     'Hello there. <img src=x onerror="window.__pwned=1"> is an image. <script>window.__pwned=2</script> is a '
     "script. **bold** [link](javascript:alert(1)) https://example.com/ok"
@@ -160,6 +163,7 @@ def servers(
             "GOOGLE_API_KEY": "",
             "LLM_CHAIN": "gemini,extractive",
             "ALLOWED_ORIGINS": site.origin,
+            "DATA_DIR": str(base / f"{name}-records"),  # the answers' records (SQLite), not in the checkout
             **env,
         }
         return ServerProcess(full_env, ARTIFACTS / f"server-{name}.log")
@@ -214,6 +218,7 @@ class Widget:
         self.page = context.new_page()
         self.errors: list[str] = []
         self.chat_requests: list[dict[str, Any]] = []
+        self.feedback_requests: list[dict[str, Any]] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         # The demo page has a strict CSP: anything it blocks (an inline style, a stray script) is a defect.
         self.page.on(
@@ -228,13 +233,15 @@ class Widget:
         self.dialog = self.page.get_by_role("dialog", name="Northwind Assistant")
         self.log = self.page.get_by_role("log")
         self.box = self.page.get_by_role("textbox", name="Message")
-        self.send_button = self.page.get_by_role("button", name="Send")
+        self.send_button = self.page.get_by_role("button", name="Send", exact=True)
         self.user_messages = self.page.locator(".msg.user .bubble")
         self.assistant_messages = self.page.locator(".msg.assistant")
 
     def _record(self, request: Request) -> None:
         if request.url.endswith("/chat/stream"):
             self.chat_requests.append(json.loads(request.post_data or "{}"))
+        elif request.url.endswith("/feedback") and request.method == "POST":
+            self.feedback_requests.append(json.loads(request.post_data or "{}"))
 
     def open(self) -> None:
         self.page.get_by_role("button", name="Open chat").click()
@@ -246,6 +253,23 @@ class Widget:
         self.box.fill(question)
         self.box.press("Enter")
         expect(self.log).to_have_attribute("aria-busy", "false", timeout=ANSWER_TIMEOUT)
+
+    def ask_recorded(self, question: str) -> str:
+        """Asks like `ask`, and returns the answer id that the stream's `done` event carried."""
+        with self.page.expect_response(lambda response: response.url.endswith("/chat/stream")) as streamed:
+            self.ask(question)
+        return answer_id_of(streamed.value)
+
+    def rate(self, action: Callable[[], None]) -> tuple[Any, int, Any]:
+        """Does `action` (a click, a key press) and returns the POST /feedback it sent: its JSON body, and
+        the real API's status and JSON answer."""
+        with self.page.expect_request(
+            lambda request: request.url.endswith("/feedback") and request.method == "POST"
+        ) as sent:
+            action()
+        response = sent.value.response()
+        assert response is not None, "the feedback request got no response"
+        return sent.value.post_data_json, response.status, response.json()
 
     def settled(self) -> None:
         """Waits for the conversation restored from history (or for the reply in flight)."""
@@ -282,6 +306,27 @@ class Widget:
     def session_id(self) -> str:
         value: str = self.page.evaluate("() => localStorage.getItem('kbchat:session')")
         return value
+
+
+def answer_id_of(stream: Response) -> str:
+    """The answer id in the `done` event of a `/chat/stream` response."""
+    text = stream.text()
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = block.split("\n")
+        if "event: done" in lines:
+            data = json.loads("\n".join(line[5:].lstrip() for line in lines if line.startswith("data:")))
+            answer_id = data.get("answer_id")
+            assert isinstance(answer_id, str) and ANSWER_ID.fullmatch(answer_id), f"no answer id: {data}"
+            return answer_id
+    raise AssertionError(f"the stream has no done event: {text!r}")
+
+
+def thumbs(message: Locator) -> tuple[Locator, Locator]:
+    """The "Helpful" and "Not helpful" buttons under one answer."""
+    return (
+        message.get_by_role("button", name="Helpful", exact=True),
+        message.get_by_role("button", name="Not helpful", exact=True),
+    )
 
 
 def box_of(locator: Any) -> dict[str, float]:
@@ -378,6 +423,7 @@ def test_rate_limit_is_a_friendly_line(servers: Servers, site: HostSite, context
 
     last = widget.assistant_messages.last
     expect(last.locator(".notice")).to_have_text(RATE_LIMITED)
+    expect(last.get_by_role("button", name="Helpful", exact=True)).to_have_count(0)  # no answer to rate
     log_text = widget.log.inner_text()
     assert "429" not in log_text and "{" not in log_text and "Rate limit" not in log_text
     expect(widget.send_button).to_be_disabled()  # the box was emptied; it is usable again once typed in
@@ -528,4 +574,131 @@ def test_new_conversation_clears_the_log_and_the_server_side_history(
     expect(widget.assistant_messages).to_have_count(1)
     expect(widget.assistant_messages.first.locator(".bubble")).to_have_text(GREETING)
     expect(widget.user_messages).to_have_count(0)
+    assert widget.errors == []
+
+
+def test_thumbs_under_an_answer_work_by_keyboard_and_send_the_rating(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.hostile(servers.plain.url, "thumbs"))
+    widget.open()
+    answer_id = widget.ask_recorded("What services do you offer?")
+    answer = widget.assistant_messages.nth(1)
+    up, down = thumbs(answer)
+    expect(up).to_be_visible()
+    expect(down).to_be_visible()
+    expect(widget.page.get_by_role("button", name="Helpful", exact=True)).to_have_count(1)  # not the greeting
+    expect(answer.get_by_role("group", name="Rate this answer")).to_be_visible()
+    for button, name in ((up, "Helpful"), (down, "Not helpful")):
+        expect(button).to_have_accessible_name(name)
+        expect(button).to_have_attribute("aria-pressed", "false")
+        assert button.evaluate("e => [e.tagName, e.type]") == ["BUTTON", "button"]
+    # Under the sources, not between the answer and its sources.
+    parts = answer.evaluate("e => [...e.children].map(c => c.className)")
+    assert parts[-2:] == ["sources", "feedback"], parts
+    status = answer.get_by_role("status")
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_have_text("")
+
+    # From the message box, Shift+Tab goes back to the last answer's thumbs.
+    widget.box.focus()
+    widget.page.keyboard.press("Shift+Tab")
+    expect(down).to_be_focused()
+    widget.page.keyboard.press("Shift+Tab")
+    expect(up).to_be_focused()
+    ring = up.evaluate("e => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]")
+    assert ring == ["solid", "2px"], f"no visible focus ring: {ring}"
+
+    sent, code, body = widget.rate(lambda: widget.page.keyboard.press("Enter"))
+    assert sent == {"answer_id": answer_id, "rating": "up"}
+    assert code == 200 and body == {"answer_id": answer_id, "rating": "up"}
+    expect(up).to_have_attribute("aria-pressed", "true")
+    expect(down).to_have_attribute("aria-pressed", "false")
+    expect(status).to_have_text(THANKS)
+
+    # A changed vote is sent again; thumbs-down opens the comment box, and Escape closes only that.
+    widget.page.keyboard.press("Tab")
+    expect(down).to_be_focused()
+    sent, code, _ = widget.rate(lambda: widget.page.keyboard.press("Space"))
+    assert sent == {"answer_id": answer_id, "rating": "down"} and code == 200
+    expect(down).to_have_attribute("aria-pressed", "true")
+    expect(up).to_have_attribute("aria-pressed", "false")
+    comment = answer.get_by_role("textbox", name=COMMENT_LABEL)
+    expect(comment).to_be_focused()
+    widget.page.keyboard.press("Escape")
+    expect(comment).to_have_count(0)
+    expect(down).to_be_focused()
+    expect(widget.dialog).to_be_visible()
+    expect(status).to_have_text(THANKS)
+    assert len(widget.feedback_requests) == 2
+
+    # Restored history carries no answer ids: nothing to rate there.
+    widget.page.reload()
+    expect(widget.dialog).to_be_visible()
+    widget.settled()
+    expect(widget.assistant_messages).to_have_count(2)
+    expect(widget.page.get_by_role("button", name="Helpful", exact=True)).to_have_count(0)
+    assert widget.errors == []
+
+
+def test_thumbs_down_takes_an_optional_comment(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.hostile(servers.plain.url, "comment"))
+    widget.open()
+    answer_id = widget.ask_recorded("How much is the Growth package?")
+    answer = widget.assistant_messages.nth(1)
+    up, down = thumbs(answer)
+
+    sent, code, _ = widget.rate(down.click)
+    assert sent == {"answer_id": answer_id, "rating": "down"} and code == 200
+    comment = answer.get_by_role("textbox", name=COMMENT_LABEL)
+    expect(comment).to_be_focused()
+    expect(comment).to_have_attribute("maxlength", "1000")
+    send = answer.get_by_role("button", name="Send feedback")
+    expect(send).to_have_text("Send")
+    expect(send).to_be_disabled()  # nothing written yet: Skip is the way out
+    answer.get_by_role("button", name="Skip").click()
+    expect(comment).to_have_count(0)
+    expect(down).to_be_focused()
+    expect(down).to_have_attribute("aria-pressed", "true")  # skipping the comment keeps the vote
+
+    down.click()  # already the rating: the box opens again, nothing is sent again
+    expect(comment).to_be_focused()
+    widget.page.keyboard.type("The monthly price is missing.")
+    sent, code, body = widget.rate(send.click)
+    assert sent == {"answer_id": answer_id, "rating": "down", "comment": "The monthly price is missing."}
+    assert code == 200 and body == {"answer_id": answer_id, "rating": "down"}
+    expect(comment).to_have_count(0)
+    expect(down).to_be_focused()
+    expect(answer.get_by_role("status")).to_have_text(THANKS)
+
+    sent, code, _ = widget.rate(up.click)  # a second thought replaces the first
+    assert sent == {"answer_id": answer_id, "rating": "up"} and code == 200
+    expect(up).to_have_attribute("aria-pressed", "true")
+    expect(down).to_have_attribute("aria-pressed", "false")
+    assert [request["rating"] for request in widget.feedback_requests] == ["down", "down", "up"]
+    assert widget.errors == []
+
+
+def test_error_replies_get_no_thumbs(
+    servers: Servers, site: HostSite, context: BrowserContext, fake_gemini: FakeGemini
+) -> None:
+    # The model breaks off after its first piece: the visitor has seen part of an answer, then the apology.
+    fake_gemini.reset(default=Reply(text="We build sites. And we host them too, for years.", break_after=1))
+    widget = Widget(context, site.hostile(servers.gemini.url, "broken"))
+    widget.open()
+    widget.ask("Say something nice")  # not a question an earlier test asked: its answer would be cached
+    broken = widget.assistant_messages.nth(1)
+    expect(broken.locator(".notice")).to_contain_text("Sorry, the answer was interrupted.")
+    expect(broken.get_by_role("button", name="Helpful", exact=True)).to_have_count(0)
+    expect(broken.get_by_role("button", name="Not helpful", exact=True)).to_have_count(0)
+
+    # The next, whole answer does get them: the test above would prove nothing otherwise.
+    fake_gemini.reset(default=Reply(text="Hello there. How can I help?"))
+    widget.ask("Say something nice again")
+    up, down = thumbs(widget.assistant_messages.nth(2))
+    expect(up).to_be_visible()
+    expect(down).to_be_visible()
+    expect(widget.page.get_by_role("button", name="Helpful", exact=True)).to_have_count(1)
     assert widget.errors == []

@@ -44,6 +44,11 @@
     other: "Sorry, something went wrong on our side. Please try again in a moment.",
     interrupted: "Sorry, the answer was interrupted. Please try again.",
   };
+  const FEEDBACK = {
+    thanks: "Thanks for your feedback",
+    failed: "Couldn't send feedback, please try again",
+  };
+  const COMMENT_CHARS = 1000; // what the server keeps of a comment
 
   // Storage can be missing or throw (private modes, sandboxed frames): the widget then just forgets.
   const storage = {
@@ -135,6 +140,29 @@ svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-wi
 .sources-label{font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.06em;color:#64748b;margin-right:2px}
 .chips{display:flex;flex-wrap:wrap;gap:6px;margin:0;padding:0;list-style:none}
 .chip{font-size:12px;line-height:1.2;padding:5px 10px;border-radius:999px;color:#334155;background:#fff;border:1px solid #e2e8f0}
+.feedback{margin-top:6px;display:flex;flex-direction:column;align-items:flex-start;gap:6px}
+.rate-row{display:flex;align-items:center;gap:8px;min-height:28px}
+.rate{display:flex;gap:2px}
+.thumb{width:28px;height:28px;border-radius:8px;display:grid;place-items:center;color:#64748b;
+  transition:color .15s,background-color .15s}
+.thumb svg{width:16px;height:16px}
+.thumb:hover{color:#334155;background:#e2e8f0}
+.thumb[aria-pressed="true"]{color:var(--link);background:rgba(37,99,235,.1);
+  background:color-mix(in srgb,var(--accent) 14%,transparent)}
+.thumb[aria-pressed="true"] svg{fill:currentColor;fill-opacity:.25}
+.fb-status{margin:0;font-size:12px;line-height:1.3;color:#64748b}
+.fb-status.bad{color:#9a3412}
+.comment{width:300px;max-width:100%;display:flex;flex-direction:column;gap:6px;padding:10px;background:#fff;
+  border:1px solid #e2e8f0;border-radius:14px}
+.comment label{font-size:12.5px;font-weight:600;color:#334155}
+.comment textarea{flex:none;min-height:64px;max-height:none;padding:8px 10px;border-radius:10px;font-size:14px;resize:vertical}
+.comment-actions{display:flex;justify-content:flex-end;gap:6px}
+.comment-actions button{padding:6px 12px;border-radius:10px;font-size:13px;font-weight:600;line-height:1.3}
+.skip{color:#475569}
+.skip:hover{background:#f1f5f9}
+.comment-send{background:var(--accent);color:var(--on-accent)}
+.comment-send:hover:not(:disabled){filter:brightness(.93)}
+.comment-send:disabled{opacity:.4;cursor:default}
 .typing{display:flex;gap:5px;padding:6px 2px}
 .typing span{width:7px;height:7px;border-radius:50%;background:#94a3b8;animation:kb-bounce 1.2s infinite ease-in-out}
 .typing span:nth-child(2){animation-delay:.15s}
@@ -159,7 +187,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
   .open .launcher{display:none}
   .kb .launcher{right:16px;bottom:16px}
   .left .launcher{right:auto;left:16px}
-  textarea{font-size:16px}
+  textarea,.comment textarea{font-size:16px}
 }
 @media (prefers-reduced-motion:reduce){
   *,*::before,*::after{animation:none!important;transition:none!important}
@@ -173,6 +201,8 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
     close: svg('<path d="M18 6 6 18M6 6l12 12"/>', "i-close"),
     compose: svg('<path d="M12 20h9"/><path d="M16.5 3.5a2.12 2.12 0 0 1 3 3L7 19l-4 1 1-4z"/>'),
     send: svg('<path d="m22 2-11 11"/><path d="m22 2-7 20-4-9-9-4z"/>'),
+    up: svg('<path d="M7 10v12"/><path d="M15 5.88 14 10h5.83a2 2 0 0 1 1.92 2.56l-2.33 8A2 2 0 0 1 17.5 22H4a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2h2.76a2 2 0 0 0 1.79-1.11L12 2a3.13 3.13 0 0 1 3 3.88Z"/>'),
+    down: svg('<path d="M17 14V2"/><path d="M9 18.12 10 14H4.17a2 2 0 0 1-1.92-2.56l2.33-8A2 2 0 0 1 6.5 2H20a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-2.76a2 2 0 0 0-1.79 1.11L12 22a3.13 3.13 0 0 1-3-3.88Z"/>'),
     spark: svg('<path d="M12 3l1.8 5.2L19 10l-5.2 1.8L12 17l-1.8-5.2L5 10l5.2-1.8z"/><path d="M19 16v4M17 18h4"/>'),
   };
 
@@ -372,6 +402,156 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       row.append(wrap);
     }
 
+    // Thumbs under a finished answer that the server recorded (its `done` event named it). A thumbs-down
+    // also opens an optional comment box. A later vote replaces the earlier one, server side as well.
+    let commentCount = 0;
+    function addFeedback(row, answerId) {
+      const wrap = el("div", "feedback");
+      const line = el("div", "rate-row");
+      const group = el("div", "rate");
+      group.setAttribute("role", "group");
+      group.setAttribute("aria-label", "Rate this answer");
+      const thumb = (rating, label) => {
+        const button = el("button", `thumb ${rating}`);
+        button.type = "button";
+        button.title = label;
+        button.setAttribute("aria-label", label);
+        button.setAttribute("aria-pressed", "false");
+        button.innerHTML = ICON[rating]; // static markup
+        button.addEventListener("click", () => vote(rating));
+        group.append(button);
+        return button;
+      };
+      const up = thumb("up", "Helpful");
+      const down = thumb("down", "Not helpful");
+      const status = el("p", "fb-status");
+      status.setAttribute("role", "status");
+      status.setAttribute("aria-live", "polite");
+      line.append(group, status);
+      wrap.append(line);
+      row.append(wrap);
+
+      let chosen = null; // the rating the server has taken
+      let latest = 0; // only the newest request speaks
+      let queue = Promise.resolve(); // one request at a time, in order: the last vote is the one kept
+      let box = null;
+      let saying = 0;
+
+      function press(rating) {
+        up.setAttribute("aria-pressed", String(rating === "up"));
+        down.setAttribute("aria-pressed", String(rating === "down"));
+      }
+
+      function say(text, bad) {
+        // Emptied first, so that the same words said again (a changed vote) are announced again.
+        clearTimeout(saying);
+        status.textContent = "";
+        saying = setTimeout(() => {
+          status.classList.toggle("bad", bad);
+          status.textContent = text;
+        }, 50);
+      }
+
+      function post(rating, comment) {
+        const mine = ++latest;
+        const body = { answer_id: answerId, rating };
+        if (comment) body.comment = comment;
+        const sent = queue.then(async () => {
+          const response = await fetch(`${apiBase}/feedback`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json", Accept: "application/json" },
+            body: JSON.stringify(body),
+          });
+          if (!response.ok) throw new Error(`feedback: ${response.status}`);
+        });
+        queue = sent.catch(() => {});
+        return sent.then(
+          () => {
+            if (mine === latest) {
+              chosen = rating;
+              say(FEEDBACK.thanks, false);
+            }
+            return true;
+          },
+          () => {
+            if (mine === latest) {
+              press(chosen); // the buttons show what the server has, so a retry is one click away
+              say(FEEDBACK.failed, true);
+            }
+            return false;
+          }
+        );
+      }
+
+      function vote(rating) {
+        const pressed = (rating === "up" ? up : down).getAttribute("aria-pressed") === "true";
+        if (rating === "down") openBox();
+        else closeBox(false);
+        if (pressed) return; // already the answer's rating: nothing new to send
+        press(rating);
+        post(rating);
+      }
+
+      function openBox() {
+        if (box) {
+          box.querySelector("textarea").focus();
+          return;
+        }
+        const id = `kb-comment-${++commentCount}`;
+        box = el("form", "comment");
+        const label = el("label", "", "What could be better? (optional)");
+        label.htmlFor = id;
+        const text = el("textarea");
+        text.id = id;
+        text.rows = 3;
+        text.maxLength = COMMENT_CHARS;
+        const actions = el("div", "comment-actions");
+        const skip = el("button", "skip", "Skip");
+        skip.type = "button";
+        const send = el("button", "comment-send", "Send");
+        send.type = "submit";
+        send.setAttribute("aria-label", "Send feedback");
+        send.disabled = true;
+        actions.append(skip, send);
+        box.append(label, text, actions);
+        wrap.append(box);
+
+        let sending = false; // a second press meanwhile is ignored; the button keeps its focus
+        const update = () => {
+          send.disabled = !text.value.trim();
+        };
+        text.addEventListener("input", update);
+        skip.addEventListener("click", () => closeBox(true));
+        box.addEventListener("keydown", (event) => {
+          if (event.key === "Escape") {
+            event.stopPropagation(); // the comment box closes, not the whole chat
+            closeBox(true);
+          }
+        });
+        const mine = box;
+        box.addEventListener("submit", async (event) => {
+          event.preventDefault();
+          const comment = text.value.trim();
+          if (!comment || sending) return;
+          sending = true;
+          press("down");
+          const sent = await post("down", comment);
+          sending = false;
+          if (sent && box === mine) closeBox(true);
+        });
+        text.focus();
+        scrollDown();
+      }
+
+      function closeBox(refocus) {
+        if (!box) return;
+        const hadFocus = box.contains(root.activeElement);
+        box.remove();
+        box = null;
+        if (refocus && hadFocus) down.focus();
+      }
+    }
+
     function showNotice(reply, message) {
       const notice = el("div", "bubble notice", message);
       if (reply.bubble.textContent) reply.row.append(notice);
@@ -438,6 +618,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
 
       let answer = "";
       let sources = [];
+      let answerId = null;
       let ended = false;
       try {
         const response = await fetch(`${apiBase}/chat/stream`, {
@@ -460,16 +641,23 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
             scrollDown();
           } else if (event.name === "done") {
             ended = true;
+            const id = event.data && event.data.answer_id;
+            if (typeof id === "string" && ID_PATTERN.test(id)) answerId = id;
             if (!answer) showNotice(reply, MESSAGES.other); // "success" with no text: not an answer
             else addSources(reply.row, sources);
             scrollDown();
           } else if (event.name === "error") {
             ended = true;
+            answerId = null;
             const message = event.data && typeof event.data.message === "string" ? event.data.message : "";
             showNotice(reply, message || MESSAGES.other);
           }
         }
         if (!ended) showNotice(reply, MESSAGES.interrupted);
+        else if (answer && answerId) {
+          addFeedback(reply.row, answerId); // once the answer is whole, not while it streams
+          scrollDown();
+        }
       } catch (error) {
         if (mine !== generation || (error && error.name === "AbortError")) return;
         showNotice(reply, answer ? MESSAGES.interrupted : MESSAGES.network);
