@@ -29,6 +29,7 @@ from agent.records.repository import (
 from api.cache import AnswerCache
 from api.services import Services
 from rag.embedder import Embedder
+from rag.errors import RetrievalError
 from rag.retriever import Retriever
 
 log = structlog.get_logger(__name__)
@@ -173,7 +174,9 @@ class OwnerService:
             try:
                 await self.reload_curated()
             except RecordsUnavailable:
-                continue  # logged by the writer as well; the next round tries again
+                continue  # logged; the next round tries again
+            except RetrievalError as exc:  # the embedder failed on the new questions: tried again next round
+                log.error("curated_reload_failed", error=str(exc))
 
     async def _drop_stale(self, change: CuratedChange) -> int:
         entries = [entry async for entry in self._cache.entries()]
