@@ -702,3 +702,34 @@ def test_error_replies_get_no_thumbs(
     expect(down).to_be_visible()
     expect(widget.page.get_by_role("button", name="Helpful", exact=True)).to_have_count(1)
     assert widget.errors == []
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2 A and AA rules on the page, the widget's shadow root included."""
+    page.add_script_tag(content=AXE.read_text())
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+          const result = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']});
+          return result.violations.map(v => ({id: v.id, impact: v.impact,
+            nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}));
+        }"""
+    )
+    return found
+
+
+def test_the_open_widget_with_an_answer_has_no_accessibility_violations(
+    servers: Servers, browser: Browser
+) -> None:
+    # The page's CSP would refuse the injected checker: this context lets it in (the CSP has its own test).
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    try:
+        widget = Widget(ctx, f"{servers.plain.url}/demo")
+        widget.open()
+        widget.ask_recorded("What services do you offer?")
+        violations = axe_violations(widget.page)
+        assert violations == [], json.dumps(violations, indent=1)
+    finally:
+        ctx.close()

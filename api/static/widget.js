@@ -179,7 +179,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
   color:var(--on-accent);transition:opacity .15s}
 .send:hover:not(:disabled){filter:brightness(.93)}
 .send:disabled{opacity:.4;cursor:default}
-.foot{margin:0;padding:2px 12px calc(10px + env(safe-area-inset-bottom,0px));text-align:center;font-size:11.5px;color:#94a3b8;background:#fff}
+.foot{margin:0;padding:2px 12px calc(10px + env(safe-area-inset-bottom,0px));text-align:center;font-size:11.5px;color:#64748b;background:#fff}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 .still *{transition:none!important}
 @media (max-width:480px){
@@ -207,15 +207,16 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
   };
 
   // Static markup only: every visitor-, site- or model-provided string goes in through textContent below.
+  // The panel's head is a plain <div>: a <header> would be a second banner landmark on the host page.
   const TEMPLATE = `
 <div class="kb">
   <section class="panel" role="dialog" aria-modal="false">
-    <header class="head">
+    <div class="head">
       <div class="avatar">${ICON.spark}</div>
       <div class="head-text"><h2 class="title"></h2><p class="status">Online · replies in seconds</p></div>
       <button type="button" class="icon-btn new" aria-label="New conversation" title="New conversation">${ICON.compose}</button>
       <button type="button" class="icon-btn close" aria-label="Close" title="Close">${ICON.close}</button>
-    </header>
+    </div>
     <div class="log" role="log" aria-live="polite" aria-busy="false" aria-label="Conversation" tabindex="0"></div>
     <form class="composer">
       <textarea rows="1" maxlength="2000" aria-label="Message"></textarea>
