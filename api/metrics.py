@@ -106,7 +106,8 @@ class _RecordsCollector(Collector):
         )
         yield CounterMetricFamily(
             "kb_records_dropped",
-            "Answer records dropped: the queue was full (the records database down for long).",
+            "Answer records dropped: too many waiting (the database down for long), refused by the database, "
+            "or lost with a record writer process that died.",
             value=stats.dropped,
         )
         yield GaugeMetricFamily(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
-from agent.records.repository import RecordedAnswer
+from agent.records.repository import GAP_OUTCOMES, RecordedAnswer
 from rag.retriever import Passage
 
 _SPACE = re.compile(r"\s+")
@@ -29,13 +29,10 @@ class GapRow:
     answer_ids: list[str]  # the newest answers, to read them in the conversations
     reasons: dict[str, int]  # no_match, extractive, withheld, rated_down
     nearest: Passage | None = None  # the knowledge's passage nearest to the first example
-    _centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
 
 
 def reasons_of(recorded: RecordedAnswer) -> list[str]:
-    reasons = (
-        [recorded.record.outcome] if recorded.record.outcome in ("no_match", "extractive", "withheld") else []
-    )
+    reasons = [recorded.record.outcome] if recorded.record.outcome in GAP_OUTCOMES else []
     if recorded.feedback is not None and recorded.feedback.rating == "down":
         reasons.append("rated_down")
     return reasons
@@ -58,18 +55,20 @@ def group_gaps(
     keys = list(wordings)  # first seen = newest
     vectors = np.asarray(embed([wordings[key][0].record.question or key for key in keys]), np.float32)
     rows: list[GapRow] = []
-    centroids: list[np.ndarray] = []
+    sums: list[np.ndarray] = []  # each row's vectors added up, one per question asked
+    centroids: list[np.ndarray] = []  # the sums normalised
     for key, vector in zip(keys, vectors, strict=True):
         asked = wordings[key]
         best = int(np.argmax(np.stack(centroids) @ vector)) if centroids else -1
         if best < 0 or float(centroids[best] @ vector) < similarity:
-            rows.append(GapRow(0, asked[0].record.created_at, [], [], {}, None, np.zeros_like(vector)))
+            # Wordings come newest first: a row's first is its newest.
+            rows.append(GapRow(0, asked[0].record.created_at, [], [], {}, None))
+            sums.append(np.zeros_like(vector))
             centroids.append(vector.copy())
             best = len(rows) - 1
             rows[best].nearest = nearest(vector.tolist())
         row = rows[best]
         row.count += len(asked)
-        row.last_asked = max(row.last_asked, asked[0].record.created_at)
         if len(row.examples) < EXAMPLES:
             row.examples.append(asked[0].record.question or key)
         for recorded in asked:
@@ -77,6 +76,6 @@ def group_gaps(
                 row.answer_ids.append(recorded.record.id)
             for reason in reasons_of(recorded):
                 row.reasons[reason] = row.reasons.get(reason, 0) + 1
-        row._centroid += vector * len(asked)
-        centroids[best] = row._centroid / max(float(np.linalg.norm(row._centroid)), 1e-9)
+        sums[best] += vector * len(asked)
+        centroids[best] = sums[best] / max(float(np.linalg.norm(sums[best])), 1e-9)
     return sorted(rows, key=lambda row: row.last_asked, reverse=True)

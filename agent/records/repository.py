@@ -100,11 +100,6 @@ class Records:
     def close(self) -> None:
         self.engine.dispose()
 
-    def ping(self) -> None:
-        """Raises the driver's error when the database cannot be reached."""
-        with self.engine.connect() as connection:
-            connection.execute(select(1))
-
     # -- answers --------------------------------------------------------------------------------------
 
     def add_answers(self, records: Sequence[AnswerRecord], skip_existing: bool = False) -> None:
