@@ -57,9 +57,11 @@ def test_each_test_gets_its_own_empty_database(postgres_server: PostgresServer, 
 
 def test_the_server_does_not_run_as_root(postgres_server: PostgresServer) -> None:
     with postgres_server.connect() as conn:
-        pid = conn.info.backend_pid
         assert conn.execute("SHOW fsync").fetchone() == ("off",)
-    assert os.stat(f"/proc/{pid}").st_uid != 0
+        # The backend serving this session exists only while the session is open.
+        assert os.stat(f"/proc/{conn.info.backend_pid}").st_uid != 0
+    assert postgres_server.process is not None
+    assert os.stat(f"/proc/{postgres_server.process.pid}").st_uid != 0  # the postmaster itself
     if os.geteuid() == 0:
         assert postgres_server.user is not None and postgres_server.user.pw_uid != 0
 
