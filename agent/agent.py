@@ -14,6 +14,7 @@ import structlog
 from agent.chain import GeneratorChain, StreamInterrupted, StreamStart
 from agent.conversations import Turn
 from agent.errors import AllTiersFailed
+from agent.handoff import asks_for_person
 from agent.prompting import SYSTEM_INSTRUCTIONS, Prompt
 from agent.scrub import LeakGuard, SecretScrubber
 from agent.smalltalk import SmallTalkReplies, recognise
@@ -34,6 +35,12 @@ class Answer:
     sources: tuple[Passage, ...] = field(default_factory=tuple)
     degraded: bool = False
     retrieval_time: float | None = None  # seconds the retrieval step took, for the log
+
+    @property
+    def offer_contact(self) -> bool:
+        """A person may help where the bot could not: nothing in the knowledge was about the question, it
+        could not be answered right now, or the visitor asked for a person."""
+        return self.provider == "none" and self.model in ("no-match", "handoff", "none")
 
     @property
     def cacheable(self) -> bool:
@@ -91,6 +98,10 @@ class Replies:
     no_answer: str = "Sorry, I couldn't find anything about that in our information."
     refusal: str = "Sorry, I can only help with questions about our company and what it offers."
     small_talk: SmallTalkReplies | None = field(default_factory=SmallTalkReplies)  # None: not recognised
+    # To a visitor asking for a person; None: such a request is a question like any other.
+    handoff: str | None = (
+        "Of course. Leave your name and e-mail below, and a person from our team will get back to you."
+    )
 
 
 class Agent:
@@ -151,6 +162,10 @@ class Agent:
             return
         if (chat := self._small_talk(question, started)) is not None:
             async for told in _told(chat):
+                yield told
+            return
+        if self.replies.handoff is not None and asks_for_person(question):
+            async for told in _told(_said(self.replies.handoff, "handoff", started)):
                 yield told
             return
         retrieving = time.perf_counter()

@@ -5,6 +5,8 @@ The service and the answer evaluation build the agent here, so that what is meas
 
 from __future__ import annotations
 
+import dataclasses
+
 from agent.agent import Agent, CuratedAnswers, Replies
 from agent.chain import GeneratorChain, Tier
 from agent.circuit import CircuitBreaker
@@ -28,14 +30,19 @@ def build_agent(
     retriever: Retriever,
     secrets: tuple[str, ...] = (),
     curated: CuratedAnswers | None = None,
+    contact_form: bool = False,
 ) -> Agent:
     """`secrets`: values never to appear in an answer (API keys, the admin token); `curated`: the owner's
-    own answers, tried first."""
+    own answers, tried first; `contact_form`: visitors can leave their details (POST /leads), so one asking
+    for a person is pointed to the form rather than to CONTACT_HINT."""
     replies = Replies(
         contact_hint=settings.contact_hint,
         no_answer=settings.no_answer_text,
         small_talk=SmallTalkReplies(identity=settings.assistant_intro) if settings.small_talk else None,
     )
+    if not contact_form:
+        handoff = f"I can't put you through to a person from this chat. {settings.contact_hint}"
+        replies = dataclasses.replace(replies, handoff=handoff)
     return Agent(
         retriever,
         build_chain(settings),

@@ -15,11 +15,22 @@ from fastapi.routing import APIRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from agent.conversations import ConversationStore, MemoryConversations, RedisConversations
-from api import __version__, admin, chat_routes, openai_api, owner_routes, status_routes, widget
+from api import (
+    __version__,
+    admin,
+    chat_routes,
+    dashboard,
+    lead_routes,
+    openai_api,
+    owner_routes,
+    status_routes,
+    widget,
+)
 from api.cache import AnswerCache, MemoryAnswerCache, RedisAnswerCache
 from api.chat import ChatService
 from api.errors import install_error_handlers
 from api.fastpath import ChatFastPath
+from api.leads import LeadService
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import (
     BodyLimitMiddleware,
@@ -57,12 +68,15 @@ def create_app(
         app.state.services = services
         app.state.chat = ChatService(services)
         app.state.owner = OwnerService(services)
+        app.state.leads = LeadService(services)
         app.state.rate_limits = build_rate_limits(settings.api, shared)
         watcher = (
             asyncio.create_task(app.state.owner.watch_curated(settings.records.curated_refresh_seconds))
             if services.owner is not None
             else None
         )
+        # Delivers what is in the leads' outbox: left by a previous run, or taken from now on.
+        courier = asyncio.create_task(services.leads.courier.run()) if services.leads is not None else None
         active = services.agent.chain.active()
         log.info(
             "service_ready",
@@ -73,10 +87,11 @@ def create_app(
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            for task in (watcher, courier):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await services.aclose()
             if shared is not None:
                 await shared.aclose()
@@ -108,8 +123,11 @@ def create_app(
         status_routes.router,
         chat_routes.router,
         owner_routes.visitor_router,
+        lead_routes.visitor_router,
         admin.router,
         owner_routes.router,
+        lead_routes.router,
+        dashboard.router,
         openai_api.router,
         widget.router,
     )

@@ -46,6 +46,7 @@ def chat_response(reply: Reply) -> Response:
         sources=source_models(reply.answer.sources),
         model_info=_model_info(reply),
         answer_id=reply.answer_id,
+        offer_contact=reply.answer.offer_contact,
     )
     return Response(body.model_dump_json(), media_type="application/json")
 
@@ -128,7 +129,9 @@ async def _server_sent(events: AsyncIterator[ReplyEvent]) -> AsyncIterator[str]:
                 "cached": reply.cached,
                 "model_info": _model_info(reply).model_dump(),
                 "answer_id": reply.answer_id,
+                "offer_contact": reply.answer.offer_contact,
             }
             yield sse.event("done", done)
         else:
-            yield sse.event("error", {"message": event.reply.answer.text})
+            answer = event.reply.answer
+            yield sse.event("error", {"message": answer.text, "offer_contact": answer.offer_contact})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -50,6 +50,15 @@ class Metrics:
         )
         self.ingests = Counter("kb_ingest_runs", "Ingests, by outcome.", ["status"], registry=r)
         self.embedded = Counter("kb_ingest_chunks_embedded", "Chunks embedded by ingests.", registry=r)
+        self.lead_deliveries = Counter(
+            "kb_lead_deliveries",
+            "Attempts to deliver contact requests, by channel and result (delivered, retry, failed).",
+            ["channel", "result"],
+            registry=r,
+        )
+
+    def lead_deliveries_counter(self) -> Callable[[str, str], None]:
+        return lambda channel, result: self.lead_deliveries.labels(channel, result).inc()
 
     def watch_chain(self, chain: GeneratorChain) -> None:
         """Tier attempts, failures, retries and circuits, read from the chain's own figures at scrape time."""

@@ -192,8 +192,13 @@ class OwnerService:
         return await self._cache.discard(stale)
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
-        try:
-            return await asyncio.to_thread(function, *args)
-        except SQLAlchemyError as exc:
-            log.error("records_query_failed", error=str(exc).splitlines()[0])
-            raise RecordsUnavailable from exc
+        return await records_call(function, *args)
+
+
+async def records_call(function: Callable[..., T], *args: object) -> T:
+    """A blocking records query, in a worker thread; a database that cannot be reached is a 503."""
+    try:
+        return await asyncio.to_thread(function, *args)
+    except SQLAlchemyError as exc:
+        log.error("records_query_failed", error=str(exc).splitlines()[0])
+        raise RecordsUnavailable from exc

@@ -30,7 +30,8 @@ class Rule(StrEnum):
     ADMIN_REINDEX = "admin-reindex"  # POST and GET /admin/reindex
     ADMIN_KNOWLEDGE = "admin-knowledge"
     FEEDBACK = "feedback"  # POST /feedback: the chat limits, counted apart so that ratings spend no questions
-    ADMIN_RECORDS = "admin-records"  # gaps, curated answers, conversations
+    ADMIN_RECORDS = "admin-records"  # gaps, curated answers, conversations, leads
+    LEADS = "leads"  # POST /leads: contact requests, a budget of their own
     ADMIN_FAILURES = "admin-auth-failures"  # wrong admin tokens, counted apart from the calls themselves
 
 
@@ -47,6 +48,7 @@ def budgets(settings: ApiSettings) -> dict[Rule, list[RateLimitItem]]:
         Rule.ADMIN_KNOWLEDGE: parse_many(settings.rate_limit_admin),
         Rule.FEEDBACK: parse_many(settings.rate_limit_chat),
         Rule.ADMIN_RECORDS: parse_many(settings.rate_limit_admin),
+        Rule.LEADS: parse_many(settings.rate_limit_leads),
         Rule.ADMIN_FAILURES: [parse(settings.rate_limit_admin_failures)],
     }
 

@@ -120,6 +120,11 @@ class ChatResponse(BaseModel):
     answer_id: str | None = Field(
         default=None, description="Names this answer in POST /feedback; null when answers are not recorded."
     )
+    offer_contact: bool = Field(
+        default=False,
+        description="The bot could not help (nothing known about it, no answer right now, or the visitor "
+        "asked for a person): the widget offers its contact form (POST /leads).",
+    )
 
 
 class TierInfo(BaseModel):

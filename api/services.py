@@ -14,6 +14,7 @@ from agent.factory import build_agent
 from agent.generators.gemini import GeminiGenerator
 from agent.generators.local import LocalGenerator
 from agent.generators.openai_compat import OpenAICompatGenerator
+from agent.leads.desk import LeadDesk, open_leads
 from agent.records.owner import OwnerRecords, open_records
 from api.cache import AnswerCache
 from api.ingest_lock import ingest_guard
@@ -41,9 +42,12 @@ class Services:
     reindexer: Reindexer
     metrics: Metrics
     owner: OwnerRecords | None = None  # None: RECORD_ANSWERS=false
+    leads: LeadDesk | None = None  # on the records database: None when it is off
 
     async def aclose(self) -> None:
         await self.agent.aclose()
+        if self.leads is not None:
+            await self.leads.courier.aclose()
         if self.owner is not None:
             await asyncio.to_thread(self.owner.close)  # writes what is queued, for a few seconds at most
         self.store.close()
@@ -88,7 +92,11 @@ def build_services(
         else None
     )
     agent = build_agent(
-        settings.agent, retriever, settings.secrets(), curated=owner.curated if owner else None
+        settings.agent,
+        retriever,
+        settings.secrets(),
+        curated=owner.curated if owner else None,
+        contact_form=owner is not None,
     )
     agent.chain.describe()  # each tier resolves what it can do (file look-ups) here, not in a request
     if settings.agent.local_model_preload:
@@ -108,8 +116,13 @@ def build_services(
         threading.Thread(target=_warm, args=(embedder, agent), name="embedder-warmup", daemon=True).start()
     metrics.watch_chain(agent.chain)
     metrics.watch_records(owner.writer if owner is not None else None)
+    leads = (
+        open_leads(owner.records.engine, settings.leads, metrics.lead_deliveries_counter())
+        if owner is not None
+        else None
+    )
     return Services(
-        settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics, owner
+        settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics, owner, leads
     )
 
 

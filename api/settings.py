@@ -8,6 +8,7 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.leads.settings import LeadSettings
 from agent.records.settings import RecordsSettings
 from agent.settings import AgentSettings
 from rag.logs import LoggingSettings
@@ -38,6 +39,11 @@ class ApiSettings(BaseSettings):
         default="",
         description="Comma-separated origins of the pages that may embed the chatbot; empty allows any.",
     )
+    starter_questions: list[str] = Field(
+        default=[],
+        description='Questions the widget offers in an empty conversation, a JSON array (["What are your '
+        'prices?", "Do you ship abroad?"]); default empty: none. A page\'s data-starters wins.',
+    )
     max_body_bytes: int = Field(
         default=65536, ge=1024, description="Largest request body accepted; larger gets 413."
     )
@@ -53,6 +59,9 @@ class ApiSettings(BaseSettings):
     rate_limit_history: str = Field(default="60/minute")
     rate_limit_cache_clear: str = Field(default="5/minute")
     rate_limit_admin: str = Field(default="60/minute", description="Knowledge admin calls, per IP.")
+    rate_limit_leads: str = Field(
+        default="5/minute;20/day", description="Contact requests (POST /leads) per IP."
+    )
     rate_limit_admin_failures: str = Field(
         default="10/minute", description="Wrong admin tokens per IP; past it, admin calls get 429."
     )
@@ -94,6 +103,7 @@ class ApiSettings(BaseSettings):
         "rate_limit_history",
         "rate_limit_admin",
         "rate_limit_admin_failures",
+        "rate_limit_leads",
     )
     @classmethod
     def _valid_limit(cls, value: str) -> str:
@@ -120,6 +130,7 @@ class Settings:
     rag: RagSettings = field(default_factory=RagSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     records: RecordsSettings = field(default_factory=RecordsSettings)
+    leads: LeadSettings = field(default_factory=LeadSettings)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line."""
@@ -127,4 +138,5 @@ class Settings:
         values = [key.get_secret_value() for key in keys if key is not None]
         if (password := self.records.password()) is not None:
             values.append(password)
+        values.extend(self.leads.secrets())
         return tuple(values)

@@ -10,7 +10,19 @@ import platform
 import sys
 from collections.abc import Callable
 
-from bench import cached, coldstart, eventloop, fallback, ingest, load, memory, records, retrieval, startup
+from bench import (
+    cached,
+    coldstart,
+    eventloop,
+    fallback,
+    ingest,
+    load,
+    memory,
+    records,
+    retrieval,
+    startup,
+    versions,
+)
 
 BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
     "cached": cached.run,
@@ -23,9 +35,11 @@ BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
     "startup": startup.run,
     "fallback": fallback.run,
     "ingest": ingest.run,
+    "versions": versions.run,
 }
-# Re-ingesting the whole SciFact set takes many minutes: by name only.
-DEFAULT = [name for name in BENCHMARKS if name != "ingest"]
+# Re-ingesting the whole SciFact set takes many minutes, and `versions` compares with a git ref
+# (BENCH_VERSIONS_BASE, default HEAD) that only the one running it knows: by name only.
+DEFAULT = [name for name in BENCHMARKS if name not in ("ingest", "versions")]
 
 Check = tuple[Callable[[float, float], bool], float, str]
 TARGETS: dict[str, Check] = {
@@ -47,6 +61,10 @@ TARGETS: dict[str, Check] = {
     "records.postgres_cached_rps_ratio": (operator.ge, records.MIN_RPS_RATIO, ">="),
     "records.postgres_records_missing": (operator.eq, 0.0, "=="),
     "records.invalid_replies": (operator.eq, 0.0, "=="),
+    "versions.uncached_p50_ratio": (operator.le, versions.MAX_P50_RATIO, "<="),
+    "versions.stream_p50_ratio": (operator.le, versions.MAX_STREAM_RATIO, "<="),
+    "versions.cached_rps_ratio": (operator.ge, versions.MIN_RPS_RATIO, ">="),
+    "versions.invalid_replies": (operator.eq, 0.0, "=="),
 }
 
 

@@ -21,7 +21,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, module: str = "api") -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, module: str = "api", cwd: Path = ROOT) -> None:
+        """`cwd`: the folder it runs in, whose code it imports (default this checkout; bench.versions runs
+        another commit's checkout)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -36,7 +38,7 @@ class ServerProcess:
         self._log = log_path.open("w")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module], cwd=cwd, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def wait_healthy(self, timeout: float = 120.0) -> float:

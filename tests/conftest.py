@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from agent.leads.settings import LeadSettings
 from agent.records.settings import RecordsSettings
 from agent.settings import AgentSettings
 from api.app import create_app
@@ -194,6 +195,7 @@ def make_client(store_dir: Path, tmp_path: Path) -> Iterator[AppFactory]:
         rag: dict[str, Any] | None = None,
         logs: dict[str, Any] | None = None,
         records: dict[str, Any] | None = None,
+        leads: dict[str, Any] | None = None,
         clock: Clock | None = None,
     ) -> TestClient:
         settings = Settings(
@@ -202,6 +204,7 @@ def make_client(store_dir: Path, tmp_path: Path) -> Iterator[AppFactory]:
             rag=rag_settings(**{"chroma_path": store_dir, **(rag or {})}),
             logging=LoggingSettings(**{**NO_ENV_FILE, **(logs or {})}),
             records=RecordsSettings(**{**NO_ENV_FILE, "data_dir": tmp_path / "records", **(records or {})}),
+            leads=LeadSettings(**{**NO_ENV_FILE, **(leads or {})}),
         )
         app = create_app(settings, cache_timer=clock) if clock else create_app(settings)
         client = TestClient(app, client=LOCAL_CLIENT)  # the operator, on the same machine

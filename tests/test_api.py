@@ -19,7 +19,16 @@ def test_chat_answers_from_the_knowledge_base_with_sources(make_client: AppFacto
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"response", "status", "cached", "sources", "model_info", "answer_id"}
+    assert set(body) == {
+        "response",
+        "status",
+        "cached",
+        "sources",
+        "model_info",
+        "answer_id",
+        "offer_contact",
+    }
+    assert body["offer_contact"] is False  # answered: no contact form
     assert body["status"] == "success" and body["cached"] is False
     assert len(body["answer_id"]) == 32  # what POST /feedback names
     assert "Web" in body["response"] or "web" in body["response"]

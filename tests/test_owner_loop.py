@@ -391,7 +391,7 @@ def test_replicas_starting_together_migrate_once(postgres_url: str) -> None:
         thread.join(60)
     assert failures == []
     with create_engine(postgres_url).connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
     for engine in engines:
         engine.dispose()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import os
 import re
@@ -20,11 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Request, Response, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Request, Response, expect
 
 from bench.server import ServerProcess
 from fakes.gemini_server import FakeGemini
 from fakes.llm_server import Reply
+from tests.browser import axe_violations, chromium
 from tests.conftest import KNOWLEDGE, ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -32,15 +34,6 @@ SCREENSHOT = ROOT / "docs" / "widget.png"
 WIDGET_JS = ROOT / "api" / "static" / "widget.js"
 DEMO_HTML = ROOT / "api" / "static" / "demo.html"
 DEMO_TAG = '<script src="/widget.js" data-title="Northwind Assistant"'
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 ANSWER_TIMEOUT = 60_000  # ms: the first question also loads the embedding model
 GREETING = "Hi! How can I help you today?"
 SERVICES_TEXT = "seven services"  # from the opening of knowledge/services.md
@@ -49,6 +42,12 @@ RATE_LIMITED = "You're sending messages a little fast — please wait a moment a
 THANKS = "Thanks for your feedback"
 COMMENT_LABEL = "What could be better? (optional)"
 ANSWER_ID = re.compile(r"[0-9a-f]{32}")
+# Nothing in the knowledge is about it: the bot has no answer, and the reply offers the contact form.
+NO_ANSWER = "What is the capital of Mongolia?"
+CONTACT_OFFER = "Leave your details and a person will get back to you"
+CONSENT = "I agree that my details are stored and used to contact me."
+LEAD_THANKS = "Thank you! We have your details, and a person will get back to you soon."
+SERVER_STARTERS = ["What are your support hours?", "Where is your office?"]
 XSS_REPLY = (
     'Hello there. <img src=x onerror="window.__pwned=1"> is an image. <script>window.__pwned=2</script> is a '
     "script. **bold** [link](javascript:alert(1)) https://example.com/ok"
@@ -67,6 +66,17 @@ HOSTILE_PAGE = """<!doctype html>
   <p id="host-text">The customer's own page.</p>
   <button id="host-button" type="button">A host button</button>
   <script src="{api}/widget.js" data-api="{api}" data-title="Northwind Assistant" defer></script>
+</body></html>
+"""
+
+
+# A plain customer page: the one tag, with whatever data-* attributes a test gives it.
+EMBED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>A customer's page</title></head>
+<body>
+  <main><h1>A customer's page</h1><p>Its own content.</p></main>
+  <script src="{api}/widget.js" data-api="{api}" data-title="Northwind Assistant"{attributes} defer></script>
 </body></html>
 """
 
@@ -114,6 +124,11 @@ class HostSite:
         )
         return f"{self.origin}{path}"
 
+    def embed(self, api: str, name: str, **data: str) -> str:
+        """A page whose tag carries `data` as data-* attributes (`lang="es"` -> `data-lang="es"`)."""
+        attributes = "".join(f' data-{key}="{html.escape(value)}"' for key, value in data.items())
+        return self.add(f"/{name}.html", EMBED_PAGE.format(api=api, attributes=attributes), api)
+
     def hostile(self, api: str, name: str) -> str:
         return self.add(f"/{name}.html", HOSTILE_PAGE.format(api=api), api)
 
@@ -134,6 +149,7 @@ class Servers:
     plain: ServerProcess  # no API key: the extractive tier answers from the knowledge base
     limited: ServerProcess  # RATE_LIMIT_CHAT=2/minute
     gemini: ServerProcess  # answers come from the fake Gemini
+    unrecorded: ServerProcess  # RECORD_ANSWERS=false (so no contact form), and STARTER_QUESTIONS set
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +166,7 @@ def servers(
     fake_gemini_server: FakeGemini,
     site: HostSite,
 ) -> Iterator[Servers]:
-    """Three real API processes, started together: each takes seconds to come up."""
+    """Four real API processes, started together: each takes seconds to come up."""
     ARTIFACTS.mkdir(exist_ok=True)
     base = tmp_path_factory.mktemp("widget-servers")
 
@@ -169,7 +185,8 @@ def servers(
         return ServerProcess(full_env, ARTIFACTS / f"server-{name}.log")
 
     started = [
-        start("plain"),
+        # Most tests ask it something, within a minute or so: more than the default 20/minute in all.
+        start("plain", RATE_LIMIT_CHAT="200/minute"),
         start("limited", RATE_LIMIT_CHAT="2/minute"),
         # Hostile model output must reach the widget to show that it renders as text: no fact check, and
         # no relevance check in front of the model ("Say hello" is about nothing in the knowledge).
@@ -180,6 +197,7 @@ def servers(
             GROUNDING="off",
             RELEVANCE_CHECK="false",
         ),
+        start("unrecorded", RECORD_ANSWERS="false", STARTER_QUESTIONS=json.dumps(SERVER_STARTERS)),
     ]
     try:
         for server in started:
@@ -192,15 +210,8 @@ def servers(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "Debian's `chromium` is not installed (apt-get install chromium): the widget tests need it"
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -219,6 +230,7 @@ class Widget:
         self.errors: list[str] = []
         self.chat_requests: list[dict[str, Any]] = []
         self.feedback_requests: list[dict[str, Any]] = []
+        self.lead_requests: list[dict[str, Any]] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         # The demo page has a strict CSP: anything it blocks (an inline style, a stray script) is a defect.
         self.page.on(
@@ -232,16 +244,21 @@ class Widget:
         self.launcher = self.page.locator("[data-kbchat] .launcher")
         self.dialog = self.page.get_by_role("dialog", name="Northwind Assistant")
         self.log = self.page.get_by_role("log")
-        self.box = self.page.get_by_role("textbox", name="Message")
+        self.box = self.page.get_by_role("textbox", name="Message", exact=True)
         self.send_button = self.page.get_by_role("button", name="Send", exact=True)
         self.user_messages = self.page.locator(".msg.user .bubble")
         self.assistant_messages = self.page.locator(".msg.assistant")
+        self.starters = self.page.get_by_role("group", name="Suggested questions").get_by_role("button")
+        self.offers = self.page.get_by_role("button", name=CONTACT_OFFER)
+        self.contact = self.page.get_by_role("form", name="Leave your details")
 
     def _record(self, request: Request) -> None:
         if request.url.endswith("/chat/stream"):
             self.chat_requests.append(json.loads(request.post_data or "{}"))
         elif request.url.endswith("/feedback") and request.method == "POST":
             self.feedback_requests.append(json.loads(request.post_data or "{}"))
+        elif request.url.endswith("/leads") and request.method == "POST":
+            self.lead_requests.append(json.loads(request.post_data or "{}"))
 
     def open(self) -> None:
         self.page.get_by_role("button", name="Open chat").click()
@@ -307,18 +324,26 @@ class Widget:
         value: str = self.page.evaluate("() => localStorage.getItem('kbchat:session')")
         return value
 
+    def submit_lead(self, action: Callable[[], None]) -> tuple[Any, int, Any]:
+        """Does `action` and returns the POST /leads it sent: its JSON body, and the API's status and JSON."""
+        with self.page.expect_request(
+            lambda request: request.url.endswith("/leads") and request.method == "POST"
+        ) as sent:
+            action()
+        response = sent.value.response()
+        assert response is not None, "the lead request got no response"
+        return sent.value.post_data_json, response.status, response.json()
+
+    def field(self, label: str) -> Locator:
+        return self.contact.get_by_label(label, exact=True)
+
 
 def answer_id_of(stream: Response) -> str:
     """The answer id in the `done` event of a `/chat/stream` response."""
-    text = stream.text()
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        lines = block.split("\n")
-        if "event: done" in lines:
-            data = json.loads("\n".join(line[5:].lstrip() for line in lines if line.startswith("data:")))
-            answer_id = data.get("answer_id")
-            assert isinstance(answer_id, str) and ANSWER_ID.fullmatch(answer_id), f"no answer id: {data}"
-            return answer_id
-    raise AssertionError(f"the stream has no done event: {text!r}")
+    data = done_event(stream)
+    answer_id = data.get("answer_id")
+    assert isinstance(answer_id, str) and ANSWER_ID.fullmatch(answer_id), f"no answer id: {data}"
+    return answer_id
 
 
 def thumbs(message: Locator) -> tuple[Locator, Locator]:
@@ -327,6 +352,18 @@ def thumbs(message: Locator) -> tuple[Locator, Locator]:
         message.get_by_role("button", name="Helpful", exact=True),
         message.get_by_role("button", name="Not helpful", exact=True),
     )
+
+
+def done_event(stream: Response) -> dict[str, Any]:
+    """The data of the `done` event of a `/chat/stream` response."""
+    for block in stream.text().replace("\r\n", "\n").split("\n\n"):
+        lines = block.split("\n")
+        if "event: done" in lines:
+            data: dict[str, Any] = json.loads(
+                "\n".join(line[5:].lstrip() for line in lines if line.startswith("data:"))
+            )
+            return data
+    raise AssertionError(f"the stream has no done event: {stream.text()!r}")
 
 
 def box_of(locator: Any) -> dict[str, float]:
@@ -704,22 +741,6 @@ def test_error_replies_get_no_thumbs(
     assert widget.errors == []
 
 
-AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
-
-
-def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """axe-core's WCAG 2 A and AA rules on the page, the widget's shadow root included."""
-    page.add_script_tag(content=AXE.read_text())
-    found: list[dict[str, Any]] = page.evaluate(
-        """async () => {
-          const result = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']});
-          return result.violations.map(v => ({id: v.id, impact: v.impact,
-            nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}));
-        }"""
-    )
-    return found
-
-
 def test_the_open_widget_with_an_answer_has_no_accessibility_violations(
     servers: Servers, browser: Browser
 ) -> None:
@@ -729,6 +750,372 @@ def test_the_open_widget_with_an_answer_has_no_accessibility_violations(
         widget = Widget(ctx, f"{servers.plain.url}/demo")
         widget.open()
         widget.ask_recorded("What services do you offer?")
+        violations = axe_violations(widget.page)
+        assert violations == [], json.dumps(violations, indent=1)
+    finally:
+        ctx.close()
+
+
+def test_starters_from_the_tag_are_asked_with_a_click_and_then_vanish(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    long = "Could you tell me, " + "in as much detail as you can, " * 4 + "what a website costs?"
+    listed = [
+        "What services do you offer?",
+        "What services do you offer?",  # said twice: shown once
+        "  ",
+        long,
+        "Do you build mobile apps?",
+        "Where is your office?",
+        "How much is the Growth package?",  # a fifth: too many for the panel
+    ]
+    # The server has STARTER_QUESTIONS of its own: the page's list wins.
+    widget = Widget(context, site.embed(servers.unrecorded.url, "starters", starters="|".join(listed)))
+    widget.open()
+    expect(widget.starters).to_have_count(4)
+    shown = widget.starters.all_inner_texts()
+    assert shown[0] == "What services do you offer?" and shown[2:] == [listed[4], listed[5]], shown
+    assert len(shown[1]) == 100 and shown[1].endswith("…") and long.startswith(shown[1][:-1]), shown[1]
+    expect(widget.starters.nth(1)).to_have_attribute("title", long)
+    expect(widget.assistant_messages).to_have_count(1)  # the greeting; the starters are no message
+
+    # By keyboard: from the conversation log, Tab reaches the first one, Enter asks it.
+    widget.log.focus()
+    widget.page.keyboard.press("Tab")
+    expect(widget.starters.first).to_be_focused()
+    with widget.page.expect_response(lambda response: response.url.endswith("/chat/stream")):
+        widget.page.keyboard.press("Enter")
+    widget.settled()
+    expect(widget.user_messages).to_have_text(["What services do you offer?"])
+    assert widget.chat_requests[0]["message"] == "What services do you offer?"
+    expect(widget.assistant_messages.nth(1).locator(".bubble")).to_contain_text(SERVICES_TEXT)
+    expect(widget.starters).to_have_count(0)
+    expect(widget.box).to_be_focused()  # not lost with the button that had it
+
+    widget.page.get_by_role("button", name="New conversation").click()
+    expect(widget.starters).to_have_count(4)  # an empty conversation again
+    widget.starters.nth(2).click()
+    widget.settled()
+    expect(widget.user_messages).to_have_text(["Do you build mobile apps?"])
+    expect(widget.starters).to_have_count(0)
+    assert widget.errors == []
+
+
+def test_starters_from_the_server_setting_and_none_in_a_restored_conversation(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.embed(servers.unrecorded.url, "server-starters"))
+    widget.open()
+    expect(widget.starters).to_have_text(SERVER_STARTERS)
+    widget.starters.nth(1).click()
+    widget.settled()
+    expect(widget.user_messages).to_have_text([SERVER_STARTERS[1]])
+    expect(widget.starters).to_have_count(0)
+
+    widget.page.reload()
+    expect(widget.dialog).to_be_visible()
+    widget.settled()
+    expect(widget.user_messages).to_have_text([SERVER_STARTERS[1]])
+    # The restored conversation is not empty: no starters, even once the server's config has come.
+    widget.page.wait_for_load_state("networkidle")
+    expect(widget.starters).to_have_count(0)
+    assert widget.errors == []
+
+
+def test_the_interface_speaks_spanish(servers: Servers, site: HostSite, context: BrowserContext) -> None:
+    widget = Widget(context, site.embed(servers.plain.url, "es", lang="es"))
+    page = widget.page
+    launcher = page.get_by_role("button", name="Abrir chat")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    launcher.click()
+    expect(widget.dialog).to_be_visible()
+    expect(page.locator("[data-kbchat] .kb")).to_have_attribute("lang", "es")
+    box = page.get_by_role("textbox", name="Mensaje", exact=True)
+    expect(box).to_be_focused()
+    expect(box).to_have_attribute("placeholder", "Escribe tu pregunta…")
+    expect(page.get_by_role("button", name="Cerrar chat")).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_role("button", name="Nueva conversación")).to_be_visible()
+    expect(page.get_by_role("log", name="Conversación")).to_be_visible()
+    expect(widget.assistant_messages.first.locator(".bubble")).to_have_text(
+        "¡Hola! ¿En qué puedo ayudarte hoy?"
+    )
+    expect(page.locator(".foot")).to_have_text("Asistente de IA · sus respuestas no siempre son perfectas")
+
+    box.fill("What services do you offer?")
+    page.get_by_role("button", name="Enviar", exact=True).click()
+    widget.settled()
+    answer = widget.assistant_messages.nth(1)
+    expect(answer.locator(".sources-label")).to_have_text("Fuentes")
+    expect(answer.get_by_role("group", name="Valora esta respuesta")).to_be_visible()
+    answer.get_by_role("button", name="No útil", exact=True).click()
+    expect(answer.get_by_role("status")).to_have_text("Gracias por tu opinión")
+    expect(answer.get_by_role("textbox", name="¿Qué podríamos mejorar? (opcional)")).to_be_focused()
+    offer = answer.get_by_role("button", name="Deja tus datos y una persona se pondrá en contacto contigo")
+    offer.click()
+    form = page.get_by_role("form", name="Deja tus datos")
+    expect(form.get_by_label("Nombre", exact=True)).to_be_focused()
+    form.get_by_role("button", name="Enviar datos").click()  # empty: the widget's own checks answer
+    email = form.get_by_label("Correo electrónico", exact=True)
+    expect(email).to_have_accessible_description("Escribe tu correo electrónico.")
+    consent = form.get_by_role("checkbox", name="Acepto que mis datos se guarden y se usen para contactarme.")
+    expect(consent).to_have_accessible_description("Marca la casilla para que podamos contactarte.")
+    form.get_by_role("button", name="Cancelar").click()
+    expect(offer).to_be_focused()
+    assert widget.lead_requests == [] and widget.errors == []
+
+
+def test_unknown_languages_get_english(servers: Servers, site: HostSite, context: BrowserContext) -> None:
+    for lang in ("xx", "constructor"):  # the second is a key every JS object has: still no language
+        widget = Widget(context, site.embed(servers.plain.url, f"lang-{lang}", lang=lang))
+        widget.open()  # by its English name
+        expect(widget.page.locator("[data-kbchat] .kb")).to_have_attribute("lang", "en")
+        expect(widget.box).to_have_attribute("placeholder", "Type your question…")
+        expect(widget.assistant_messages.first.locator(".bubble")).to_have_text(GREETING)
+        expect(widget.page.get_by_role("button", name="New conversation")).to_be_visible()
+        assert widget.errors == []
+        widget.page.close()
+
+
+# Every string the widget shows or gives to screen readers, outside the conversation's content.
+INTERFACE_STRINGS = """() => {
+  const root = document.querySelector('[data-kbchat]').shadowRoot;
+  const found = new Set();
+  for (const el of root.querySelectorAll('*')) {
+    if (el.closest('.bubble, .chip, .starters, .title')) continue;
+    for (const name of ['aria-label', 'placeholder', 'title']) {
+      const value = el.getAttribute(name);
+      if (value) found.add(value.trim());
+    }
+    for (const node of el.childNodes) {
+      if (node.nodeType === Node.TEXT_NODE && node.textContent.trim()) found.add(node.textContent.trim());
+    }
+  }
+  return [...found];
+}"""
+
+
+def interface_strings(context: BrowserContext, page_url: str) -> tuple[set[str], str]:
+    """Walks the widget through its states (an answer, rated down, the contact form with its errors) by
+    class names only, and collects its words there; returns them with the root's `lang`."""
+    page = context.new_page()
+    page.goto(page_url)
+    kb = page.locator("[data-kbchat] .kb")
+    kb.locator(".launcher").click()
+    log = page.get_by_role("log")
+    expect(log).to_have_attribute("aria-busy", "false")
+    kb.locator(".composer textarea").fill("What services do you offer?")
+    kb.locator(".composer textarea").press("Enter")
+    expect(log).to_have_attribute("aria-busy", "false", timeout=ANSWER_TIMEOUT)
+    kb.locator(".thumb.down").click()
+    expect(kb.locator(".fb-status")).not_to_be_empty()
+    kb.locator(".offer").click()
+    kb.locator(".contact-send").click()
+    expect(kb.locator(".contact .field-error").first).not_to_be_empty()
+    found = set(page.evaluate(INTERFACE_STRINGS)) - {"Northwind Assistant"}  # the page's own title
+    lang = kb.get_attribute("lang") or ""
+    page.close()
+    return found, lang
+
+
+def test_every_interface_string_is_translated(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    english, lang = interface_strings(context, site.embed(servers.plain.url, "walk-en"))
+    assert lang == "en"
+    assert {"Close chat", "Helpful", "Sources", CONTACT_OFFER, "Please enter your name."} <= english, english
+    for code, same in (("es", set()), ("de", {"Name"})):  # German's word for a name is the same
+        translated, lang = interface_strings(
+            context, site.embed(servers.plain.url, f"walk-{code}", lang=code)
+        )
+        assert lang == code
+        assert len(translated) >= len(english) - 1, (code, translated)
+        assert english & translated == same, (code, english & translated)
+
+
+WIDGET_SOURCE = WIDGET_JS.read_text()
+
+
+def test_the_string_table_has_every_key_in_every_language() -> None:
+    """The table in widget.js: a key missing from a language would silently show English there."""
+    block = re.search(r"const STRINGS = \{\n(.*?)\n  \};\n", WIDGET_SOURCE, flags=re.DOTALL)
+    assert block is not None, "no STRINGS table in widget.js"
+    languages = dict(
+        re.findall(r"^    (\w+): \{\n(.*?)\n    \},$", block.group(1), flags=re.DOTALL | re.MULTILINE)
+    )
+    assert set(languages) == {"en", "es", "fr", "de"}
+    keys = {code: re.findall(r"^      (\w+): ", body, flags=re.MULTILINE) for code, body in languages.items()}
+    assert len(keys["en"]) > 40
+    for code, found in keys.items():
+        assert sorted(found) == sorted(keys["en"]), code
+
+
+def test_contact_form_after_a_reply_without_an_answer(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.hostile(servers.plain.url, "lead"))
+    widget.open()
+    with widget.page.expect_response(lambda response: response.url.endswith("/chat/stream")) as streamed:
+        widget.ask(NO_ANSWER)
+    assert done_event(streamed.value)["offer_contact"] is True
+    reply = widget.assistant_messages.nth(1)
+    offer = reply.get_by_role("button", name=CONTACT_OFFER)
+    expect(offer).to_be_visible()
+    expect(widget.offers).to_have_count(1)
+
+    offer.click()
+    expect(widget.contact).to_be_visible()
+    expect(offer).to_be_hidden()  # the form takes its place
+    name, email = widget.field("Name"), widget.field("E-mail")
+    message = widget.field("How can we help?")
+    consent = widget.contact.get_by_role("checkbox", name=CONSENT)
+    expect(name).to_be_focused()
+    expect(email).to_have_attribute("type", "email")
+    assert message.evaluate("e => e.tagName") == "TEXTAREA"
+    expect(message).to_have_value("")
+    expect(consent).not_to_be_checked()
+
+    # An address the browser's own check would let through: the server's 422 names the field, and the
+    # widget says so beside it.
+    name.fill("Ann Example")
+    email.fill("ann@localhost")
+    message.fill("Please call me about a new website.")
+    consent.check()
+    sent, code, body = widget.submit_lead(widget.contact.get_by_role("button", name="Send details").click)
+    assert code == 422 and [error["field"] for error in body["detail"]] == ["email"], body
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(email).to_have_accessible_description("Please enter a valid e-mail address.")
+    expect(widget.contact.locator(".field-error").filter(has_text="valid e-mail")).to_be_visible()
+    expect(email).to_be_focused()
+    expect(name).not_to_have_attribute("aria-invalid", "true")
+
+    email.fill("ann@example.com")
+    expect(email).not_to_have_attribute("aria-invalid", "true")  # the message goes as the field changes
+    sent, code, body = widget.submit_lead(lambda: widget.page.keyboard.press("Enter"))
+    session = widget.session_id()
+    assert sent == {
+        "name": "Ann Example",
+        "email": "ann@example.com",
+        "message": "Please call me about a new website.",
+        "consent": True,
+        "session_id": session,
+    }
+    assert code == 201, body
+    thanks = reply.locator(".lead-done")
+    expect(thanks).to_have_text(LEAD_THANKS)
+    expect(thanks).to_be_focused()
+    expect(widget.contact).to_have_count(0)
+    expect(widget.offers).to_have_count(0)
+
+    # The owner has it, with the conversation it came from.
+    leads = httpx.get(f"{servers.plain.url}/admin/leads").raise_for_status().json()["leads"]
+    mine = next(lead for lead in leads if lead["id"] == body["lead_id"])
+    assert (mine["name"], mine["email"], mine["message"]) == (
+        "Ann Example",
+        "ann@example.com",
+        "Please call me about a new website.",
+    )
+    assert mine["conversation"] is not None
+
+    # Not offered again in this conversation, even for another reply that would offer it, nor after a reload.
+    with widget.page.expect_response(lambda response: response.url.endswith("/chat/stream")) as streamed:
+        widget.ask(NO_ANSWER)
+    assert done_event(streamed.value)["offer_contact"] is True
+    expect(widget.assistant_messages).to_have_count(3)
+    widget.page.reload()
+    expect(widget.dialog).to_be_visible()
+    widget.settled()
+    widget.ask(NO_ANSWER)
+    expect(widget.user_messages.last).to_have_text(NO_ANSWER)
+    expect(widget.offers).to_have_count(0)
+    # A new conversation may have it again.
+    widget.page.get_by_role("button", name="New conversation").click()
+    widget.ask(NO_ANSWER)
+    expect(widget.offers).to_have_count(1)
+    assert widget.errors == []
+
+
+def test_contact_form_after_thumbs_down_by_keyboard_with_its_own_checks(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.hostile(servers.plain.url, "lead-thumbs"))
+    widget.open()
+    widget.ask_recorded("Where is your office?")
+    answer = widget.assistant_messages.nth(1)
+    expect(widget.offers).to_have_count(0)  # an answer: nothing to offer yet
+    _, down = thumbs(answer)
+    widget.rate(down.click)
+    comment = answer.get_by_role("textbox", name=COMMENT_LABEL)
+    expect(comment).to_be_focused()  # the comment first; the offer waits below it
+    offer = answer.get_by_role("button", name=CONTACT_OFFER)
+    expect(offer).to_be_visible()
+    parts = answer.evaluate("e => [...e.children].map(c => c.className)")
+    assert parts[-2:] == ["feedback", "contact-offer"], parts
+
+    offer.focus()
+    widget.page.keyboard.press("Enter")
+    name = widget.field("Name")
+    expect(name).to_be_focused()
+    widget.page.keyboard.press("Escape")  # closes the form, not the chat
+    expect(widget.contact).to_have_count(0)
+    expect(offer).to_be_focused()
+    expect(widget.dialog).to_be_visible()
+
+    widget.page.keyboard.press("Enter")
+    expect(name).to_be_focused()
+    # Nothing filled in: the widget's own checks, no request.
+    widget.contact.get_by_role("button", name="Send details").click()
+    expect(name).to_be_focused()
+    expected = {
+        "Name": "Please enter your name.",
+        "E-mail": "Please enter your e-mail address.",
+        "How can we help?": "Please tell us briefly what you need.",
+        CONSENT: "Please tick the box so that we may contact you.",
+    }
+    for label, error in expected.items():
+        field = widget.field(label)
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(field).to_have_accessible_description(error)
+    widget.field("E-mail").fill("not an address")
+    widget.contact.get_by_role("button", name="Send details").click()
+    expect(widget.field("E-mail")).to_have_accessible_description("Please enter a valid e-mail address.")
+    widget.contact.get_by_role("button", name="Cancel").click()
+    expect(widget.contact).to_have_count(0)
+    expect(offer).to_be_focused()
+    assert widget.lead_requests == []
+    assert widget.errors == []
+
+
+def test_no_contact_form_where_the_server_takes_no_details(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    widget = Widget(context, site.hostile(servers.unrecorded.url, "no-leads"))
+    widget.open()
+    with widget.page.expect_response(lambda response: response.url.endswith("/chat/stream")) as streamed:
+        widget.ask(NO_ANSWER)
+    assert done_event(streamed.value)["offer_contact"] is True  # it would be offered, with records on
+    expect(widget.assistant_messages).to_have_count(2)
+    expect(widget.offers).to_have_count(0)
+    assert widget.errors == []
+
+
+def test_starters_and_the_contact_form_have_no_accessibility_violations(
+    servers: Servers, browser: Browser
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    try:
+        widget = Widget(ctx, f"{servers.plain.url}/demo")  # the demo page's tag lists starters
+        widget.open()
+        expect(widget.starters).to_have_count(3)
+        violations = axe_violations(widget.page)
+        assert violations == [], json.dumps(violations, indent=1)
+
+        widget.ask(NO_ANSWER)
+        widget.offers.click()
+        expect(widget.contact).to_be_visible()
+        violations = axe_violations(widget.page)
+        assert violations == [], json.dumps(violations, indent=1)
+        widget.contact.get_by_role("button", name="Send details").click()  # every field's error shown
+        expect(widget.field("Name")).to_have_attribute("aria-invalid", "true")
         violations = axe_violations(widget.page)
         assert violations == [], json.dumps(violations, indent=1)
     finally:

@@ -70,9 +70,12 @@ def served(
 def outcome_of(provider: str, model: str) -> str:
     """What became of a question: the kinds a report counts and filters on."""
     if provider == "none":
-        return {"no-match": "no_match", "small-talk": "small_talk", "withheld": "withheld"}.get(
-            model, "error"
-        )
+        return {
+            "no-match": "no_match",
+            "small-talk": "small_talk",
+            "withheld": "withheld",
+            "handoff": "handoff",
+        }.get(model, "error")
     if provider in ("extractive", "curated"):
         return provider
     return "answered"

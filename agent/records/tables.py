@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -86,3 +86,45 @@ class CuratedRow(Base):
     sources: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class LeadRow(Base):
+    """A visitor's request to be contacted, with the consent given and the conversation that led to it. Kept
+    with the body sent to the owner's webhook, built once, so that every retry sends the same signed bytes."""
+
+    __tablename__ = "leads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime]
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    message: Mapped[str] = mapped_column(Text)
+    consent_at: Mapped[datetime]
+    conversation: Mapped[str | None] = mapped_column(String(64))  # the hashed session, as in `answers`
+    payload: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_leads_created_at", "created_at"),)
+
+
+class LeadDeliveryRow(Base):
+    """The outbox: one row per lead and channel (webhook, e-mail), written in the lead's own transaction and
+    worked off by the courier until it is delivered or given up."""
+
+    __tablename__ = "lead_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(String(32), ForeignKey("leads.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))  # webhook or email
+    target: Mapped[str] = mapped_column(String(500))  # where it goes, as the owner reads it (no secret)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered or failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    # When the courier may next try: a claim moves it past the attempt's own time limit, so a replica that
+    # dies mid-delivery leaves it to be tried again, and two replicas never send it at once.
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_lead_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_lead_deliveries_lead", "lead_id"),
+    )

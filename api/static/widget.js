@@ -1,6 +1,7 @@
 /*! Knowledge-base chat widget. Embed with one tag:
  *  <script src="https://bot.example.com/widget.js" data-api="https://bot.example.com" defer></script>
- * Optional: data-title, data-greeting, data-color, data-position (right|left), data-placeholder.
+ * Optional: data-title, data-greeting, data-color, data-position (right|left), data-placeholder,
+ * data-lang (en|es|fr|de), data-starters ("First question?|Second question?").
  * Plain JS, no dependencies: it talks to its own API only. */
 (() => {
   "use strict";
@@ -24,31 +25,271 @@
       return location.origin;
     }
   })();
+  // ---------------------------------------------------------------- the interface's words
+  // Every string the widget shows or gives to screen readers, per language. A key missing from one language
+  // falls back to English rather than showing nothing.
+  const STRINGS = {
+    en: {
+      title: "Chat with us",
+      greeting: "Hi! How can I help you today?",
+      placeholder: "Type your question…",
+      status: "Online · replies in seconds",
+      newConversation: "New conversation",
+      close: "Close",
+      openChat: "Open chat",
+      closeChat: "Close chat",
+      conversation: "Conversation",
+      message: "Message",
+      send: "Send",
+      foot: "AI assistant · answers may not always be perfect",
+      youSaid: "You said:",
+      assistantSaid: "Assistant:",
+      typing: "Assistant is typing",
+      sources: "Sources",
+      starters: "Suggested questions",
+      rate: "Rate this answer",
+      helpful: "Helpful",
+      notHelpful: "Not helpful",
+      feedbackThanks: "Thanks for your feedback",
+      feedbackFailed: "Couldn't send feedback, please try again",
+      comment: "What could be better? (optional)",
+      skip: "Skip",
+      sendFeedback: "Send feedback",
+      network: "Sorry, I couldn't reach the assistant. Please check your connection and try again.",
+      tooFast: "You're sending messages a little fast — please wait a moment and try again.",
+      refused: "Sorry, I couldn't send that message. Please shorten or rephrase it and try again.",
+      forbidden: "Sorry, the chat isn't available on this website right now.",
+      other: "Sorry, something went wrong on our side. Please try again in a moment.",
+      interrupted: "Sorry, the answer was interrupted. Please try again.",
+      contactOffer: "Leave your details and a person will get back to you",
+      contactTitle: "Leave your details",
+      name: "Name",
+      email: "E-mail",
+      contactMessage: "How can we help?",
+      consent: "I agree that my details are stored and used to contact me.",
+      contactSend: "Send details",
+      cancel: "Cancel",
+      sending: "Sending…",
+      needName: "Please enter your name.",
+      badName: "Please check your name.",
+      needEmail: "Please enter your e-mail address.",
+      badEmail: "Please enter a valid e-mail address.",
+      needMessage: "Please tell us briefly what you need.",
+      badMessage: "Please shorten or check your message.",
+      needConsent: "Please tick the box so that we may contact you.",
+      leadThanks: "Thank you! We have your details, and a person will get back to you soon.",
+      leadsOff: "Sorry, we can't take contact details here right now.",
+      leadNetwork: "Sorry, your details couldn't be sent. Please check your connection and try again.",
+      leadFailed: "Sorry, your details couldn't be sent. Please try again in a moment.",
+    },
+    es: {
+      title: "Chatea con nosotros",
+      greeting: "¡Hola! ¿En qué puedo ayudarte hoy?",
+      placeholder: "Escribe tu pregunta…",
+      status: "En línea · responde en segundos",
+      newConversation: "Nueva conversación",
+      close: "Cerrar",
+      openChat: "Abrir chat",
+      closeChat: "Cerrar chat",
+      conversation: "Conversación",
+      message: "Mensaje",
+      send: "Enviar",
+      foot: "Asistente de IA · sus respuestas no siempre son perfectas",
+      youSaid: "Has dicho:",
+      assistantSaid: "Asistente:",
+      typing: "El asistente está escribiendo",
+      sources: "Fuentes",
+      starters: "Preguntas sugeridas",
+      rate: "Valora esta respuesta",
+      helpful: "Útil",
+      notHelpful: "No útil",
+      feedbackThanks: "Gracias por tu opinión",
+      feedbackFailed: "No se pudo enviar tu opinión; inténtalo de nuevo",
+      comment: "¿Qué podríamos mejorar? (opcional)",
+      skip: "Omitir",
+      sendFeedback: "Enviar opinión",
+      network: "Lo siento, no he podido conectar con el asistente. Comprueba tu conexión e inténtalo de nuevo.",
+      tooFast: "Estás enviando mensajes un poco rápido: espera un momento e inténtalo de nuevo.",
+      refused: "Lo siento, no he podido enviar ese mensaje. Acórtalo o reformúlalo e inténtalo de nuevo.",
+      forbidden: "Lo siento, el chat no está disponible en este sitio web ahora mismo.",
+      other: "Lo siento, algo ha fallado por nuestra parte. Inténtalo de nuevo en un momento.",
+      interrupted: "Lo siento, la respuesta se ha interrumpido. Inténtalo de nuevo.",
+      contactOffer: "Deja tus datos y una persona se pondrá en contacto contigo",
+      contactTitle: "Deja tus datos",
+      name: "Nombre",
+      email: "Correo electrónico",
+      contactMessage: "¿En qué podemos ayudarte?",
+      consent: "Acepto que mis datos se guarden y se usen para contactarme.",
+      contactSend: "Enviar datos",
+      cancel: "Cancelar",
+      sending: "Enviando…",
+      needName: "Escribe tu nombre.",
+      badName: "Revisa tu nombre.",
+      needEmail: "Escribe tu correo electrónico.",
+      badEmail: "Escribe un correo electrónico válido.",
+      needMessage: "Cuéntanos brevemente qué necesitas.",
+      badMessage: "Acorta o revisa tu mensaje.",
+      needConsent: "Marca la casilla para que podamos contactarte.",
+      leadThanks: "¡Gracias! Tenemos tus datos y una persona se pondrá en contacto contigo pronto.",
+      leadsOff: "Lo siento, ahora mismo no podemos recoger datos de contacto aquí.",
+      leadNetwork: "Lo siento, no se han podido enviar tus datos. Comprueba tu conexión e inténtalo de nuevo.",
+      leadFailed: "Lo siento, no se han podido enviar tus datos. Inténtalo de nuevo en un momento.",
+    },
+    fr: {
+      title: "Discutons",
+      greeting: "Bonjour\u00a0! Comment puis-je vous aider aujourd’hui\u00a0?",
+      placeholder: "Posez votre question…",
+      status: "En ligne · réponses en quelques secondes",
+      newConversation: "Nouvelle conversation",
+      close: "Fermer",
+      openChat: "Ouvrir le chat",
+      closeChat: "Fermer le chat",
+      conversation: "Conversation",
+      message: "Message",
+      send: "Envoyer",
+      foot: "Assistant IA · ses réponses ne sont pas toujours parfaites",
+      youSaid: "Vous avez dit\u00a0:",
+      assistantSaid: "Assistant\u00a0:",
+      typing: "L’assistant écrit",
+      sources: "Sources",
+      starters: "Questions suggérées",
+      rate: "Évaluer cette réponse",
+      helpful: "Utile",
+      notHelpful: "Pas utile",
+      feedbackThanks: "Merci pour votre avis",
+      feedbackFailed: "Impossible d’envoyer votre avis, veuillez réessayer",
+      comment: "Que pourrions-nous améliorer\u00a0? (facultatif)",
+      skip: "Passer",
+      sendFeedback: "Envoyer l’avis",
+      network: "Désolé, impossible de joindre l’assistant. Vérifiez votre connexion et réessayez.",
+      tooFast: "Vous envoyez des messages un peu vite — patientez un instant puis réessayez.",
+      refused: "Désolé, ce message n’a pas pu être envoyé. Raccourcissez-le ou reformulez-le, puis réessayez.",
+      forbidden: "Désolé, le chat n’est pas disponible sur ce site pour le moment.",
+      other: "Désolé, une erreur s’est produite de notre côté. Réessayez dans un instant.",
+      interrupted: "Désolé, la réponse a été interrompue. Veuillez réessayer.",
+      contactOffer: "Laissez vos coordonnées et une personne vous recontactera",
+      contactTitle: "Laissez vos coordonnées",
+      name: "Nom",
+      email: "Adresse e-mail",
+      contactMessage: "Comment pouvons-nous vous aider\u00a0?",
+      consent: "J’accepte que mes coordonnées soient enregistrées et utilisées pour me recontacter.",
+      contactSend: "Envoyer mes coordonnées",
+      cancel: "Annuler",
+      sending: "Envoi en cours…",
+      needName: "Veuillez indiquer votre nom.",
+      badName: "Veuillez vérifier votre nom.",
+      needEmail: "Veuillez indiquer votre adresse e-mail.",
+      badEmail: "Veuillez indiquer une adresse e-mail valide.",
+      needMessage: "Dites-nous en quelques mots ce dont vous avez besoin.",
+      badMessage: "Veuillez raccourcir ou vérifier votre message.",
+      needConsent: "Veuillez cocher la case pour que nous puissions vous recontacter.",
+      leadThanks: "Merci\u00a0! Nous avons bien vos coordonnées\u00a0; une personne vous recontactera bientôt.",
+      leadsOff: "Désolé, nous ne pouvons pas recueillir de coordonnées ici pour le moment.",
+      leadNetwork: "Désolé, vos coordonnées n’ont pas pu être envoyées. Vérifiez votre connexion et réessayez.",
+      leadFailed: "Désolé, vos coordonnées n’ont pas pu être envoyées. Réessayez dans un instant.",
+    },
+    de: {
+      title: "Chatten Sie mit uns",
+      greeting: "Hallo! Wie kann ich Ihnen heute helfen?",
+      placeholder: "Ihre Frage…",
+      status: "Online · antwortet in Sekunden",
+      newConversation: "Neues Gespräch",
+      close: "Schließen",
+      openChat: "Chat öffnen",
+      closeChat: "Chat schließen",
+      conversation: "Gespräch",
+      message: "Nachricht",
+      send: "Senden",
+      foot: "KI-Assistent · Antworten sind nicht immer perfekt",
+      youSaid: "Sie schrieben:",
+      assistantSaid: "Assistent:",
+      typing: "Der Assistent schreibt",
+      sources: "Quellen",
+      starters: "Vorgeschlagene Fragen",
+      rate: "Diese Antwort bewerten",
+      helpful: "Hilfreich",
+      notHelpful: "Nicht hilfreich",
+      feedbackThanks: "Danke für Ihr Feedback",
+      feedbackFailed: "Feedback nicht gesendet, bitte versuchen Sie es erneut",
+      comment: "Was könnten wir besser machen? (optional)",
+      skip: "Überspringen",
+      sendFeedback: "Feedback senden",
+      network: "Der Assistent ist gerade nicht erreichbar. Bitte prüfen Sie Ihre Verbindung und versuchen Sie es erneut.",
+      tooFast: "Sie senden Nachrichten etwas schnell – bitte warten Sie einen Moment und versuchen Sie es dann erneut.",
+      refused: "Diese Nachricht konnte nicht gesendet werden. Bitte kürzen oder formulieren Sie sie um.",
+      forbidden: "Der Chat ist auf dieser Website gerade nicht verfügbar.",
+      other: "Bei uns ist etwas schiefgegangen. Bitte versuchen Sie es gleich noch einmal.",
+      interrupted: "Die Antwort wurde unterbrochen. Bitte versuchen Sie es erneut.",
+      contactOffer: "Hinterlassen Sie Ihre Kontaktdaten, und ein Mensch meldet sich bei Ihnen",
+      contactTitle: "Ihre Kontaktdaten",
+      name: "Name",
+      email: "E-Mail-Adresse",
+      contactMessage: "Wie können wir helfen?",
+      consent: "Ich bin einverstanden, dass meine Angaben gespeichert und für die Kontaktaufnahme genutzt werden.",
+      contactSend: "Daten senden",
+      cancel: "Abbrechen",
+      sending: "Wird gesendet…",
+      needName: "Bitte geben Sie Ihren Namen ein.",
+      badName: "Bitte prüfen Sie Ihren Namen.",
+      needEmail: "Bitte geben Sie Ihre E-Mail-Adresse ein.",
+      badEmail: "Bitte geben Sie eine gültige E-Mail-Adresse ein.",
+      needMessage: "Bitte schreiben Sie kurz, worum es geht.",
+      badMessage: "Bitte kürzen oder prüfen Sie Ihre Nachricht.",
+      needConsent: "Bitte stimmen Sie zu, damit wir Sie kontaktieren dürfen.",
+      leadThanks: "Vielen Dank! Wir haben Ihre Daten, und ein Mensch meldet sich bald bei Ihnen.",
+      leadsOff: "Leider können wir hier gerade keine Kontaktdaten entgegennehmen.",
+      leadNetwork: "Ihre Daten konnten nicht gesendet werden. Bitte prüfen Sie Ihre Verbindung und versuchen Sie es erneut.",
+      leadFailed: "Ihre Daten konnten nicht gesendet werden. Bitte versuchen Sie es gleich noch einmal.",
+    },
+  };
+  // "es-MX" speaks Spanish; an unknown language (or a key like "constructor") gets English.
+  const LANG = (() => {
+    const code = attr("lang", "en").toLowerCase().split(/[-_]/)[0];
+    return Object.prototype.hasOwnProperty.call(STRINGS, code) ? code : "en";
+  })();
+  const T = { ...STRINGS.en, ...STRINGS[LANG] };
+
   const color = attr("color", "");
   const config = {
-    title: attr("title", "Chat with us"),
-    greeting: attr("greeting", "Hi! How can I help you today?"),
-    placeholder: attr("placeholder", "Type your question…"),
+    title: attr("title", T.title),
+    greeting: attr("greeting", T.greeting),
+    placeholder: attr("placeholder", T.placeholder),
     color: color && window.CSS && CSS.supports("color", color) ? color : "#2563eb",
     left: attr("position", "right").toLowerCase() === "left",
   };
 
+  // Starter questions: a few short ones, so that they fit the panel as buttons. The page's own list wins
+  // over the server's (STARTER_QUESTIONS, read from /widget/config).
+  const MAX_STARTERS = 4;
+  const STARTER_CHARS = 100; // longer ones are shown cut (the whole question is still what is asked)
+  function cleanStarters(list) {
+    const seen = new Set();
+    for (const item of Array.isArray(list) ? list : []) {
+      const text = typeof item === "string" ? item.replace(/\s+/g, " ").trim() : "";
+      if (text && !seen.has(text)) seen.add(text);
+      if (seen.size === MAX_STARTERS) break;
+    }
+    return [...seen];
+  }
+  const pageStarters = cleanStarters(attr("starters", "").split("|"));
+
   const SESSION_KEY = "kbchat:session";
   const OPEN_KEY = "kbchat:open";
+  const LEAD_KEY = "kbchat:lead"; // the conversation whose visitor has left their details: offered no more
   const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
   const MESSAGES = {
-    network: "Sorry, I couldn't reach the assistant. Please check your connection and try again.",
-    429: "You're sending messages a little fast — please wait a moment and try again.",
-    422: "Sorry, I couldn't send that message. Please shorten or rephrase it and try again.",
-    403: "Sorry, the chat isn't available on this website right now.",
-    other: "Sorry, something went wrong on our side. Please try again in a moment.",
-    interrupted: "Sorry, the answer was interrupted. Please try again.",
-  };
-  const FEEDBACK = {
-    thanks: "Thanks for your feedback",
-    failed: "Couldn't send feedback, please try again",
+    network: T.network,
+    429: T.tooFast,
+    422: T.refused,
+    403: T.forbidden,
+    other: T.other,
+    interrupted: T.interrupted,
   };
   const COMMENT_CHARS = 1000; // what the server keeps of a comment
+  // The contact form's limits: generous, the server has the last word (its 422 is shown by the field).
+  const LEAD_LIMITS = { name: 200, email: 320, message: 4000 };
+  // Deliberately loose: the server validates properly; this only catches the obvious slip before a request.
+  const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+$/;
 
   // Storage can be missing or throw (private modes, sandboxed frames): the widget then just forgets.
   const storage = {
@@ -90,10 +331,11 @@
 :host{all:initial!important;display:block!important;position:fixed!important;right:0!important;bottom:0!important;
   width:0!important;height:0!important;z-index:2147483000!important}
 *,*::before,*::after{box-sizing:border-box}
+[hidden]{display:none!important}
 .kb{--accent:#2563eb;--on-accent:#fff;--shade:#000;--link:#2563eb;font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",
   Arial,"Noto Sans","Liberation Sans",sans-serif;font-size:15px;line-height:1.5;color:#0f172a;text-align:left;
   letter-spacing:normal;-webkit-font-smoothing:antialiased}
-button,textarea{font:inherit;color:inherit;margin:0}
+button,textarea,input{font:inherit;color:inherit;margin:0}
 button{cursor:pointer;border:0;background:none;padding:0}
 svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
 :focus-visible{outline:2px solid var(--accent);outline-offset:2px}
@@ -163,6 +405,42 @@ svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-wi
 .comment-send{background:var(--accent);color:var(--on-accent)}
 .comment-send:hover:not(:disabled){filter:brightness(.93)}
 .comment-send:disabled{opacity:.4;cursor:default}
+.starters{display:flex;flex-direction:column;align-items:flex-end;gap:8px;margin-top:-4px}
+.starter{max-width:88%;padding:8px 14px;border-radius:16px;border:1px solid #cbd5e1;background:#fff;color:#1e293b;
+  font-size:14px;line-height:1.35;text-align:left;overflow-wrap:anywhere;transition:background-color .15s,border-color .15s}
+.starter:hover{border-color:var(--accent);background:#f1f5f9}
+.contact-offer{margin-top:8px}
+.offer{display:inline-flex;align-items:center;gap:8px;padding:8px 12px;border-radius:12px;border:1px solid #cbd5e1;
+  background:#fff;color:#1e293b;font-size:13.5px;font-weight:600;line-height:1.35;text-align:left}
+.offer svg{flex:none;width:16px;height:16px;color:#475569}
+.offer:hover{border-color:var(--accent);background:#f1f5f9}
+.contact{width:320px;max-width:100%;display:flex;flex-direction:column;gap:10px;padding:14px;background:#fff;
+  border:1px solid #e2e8f0;border-radius:14px;box-shadow:0 1px 2px rgba(15,23,42,.05)}
+.contact-title{margin:0;font-size:14.5px;font-weight:650;line-height:1.3;color:#0f172a}
+.field{display:flex;flex-direction:column;gap:4px}
+.field>label{font-size:12.5px;font-weight:600;color:#334155}
+.contact input[type=text],.contact input[type=email],.contact textarea{width:100%;min-height:0;max-height:none;
+  padding:8px 10px;border:1px solid #94a3b8;border-radius:10px;background:#fff;font-size:14px;line-height:1.4;outline:none}
+.contact textarea{flex:none;min-height:64px;resize:vertical}
+.contact input:focus,.contact textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.18);
+  box-shadow:0 0 0 3px color-mix(in srgb,var(--accent) 22%,transparent)}
+.contact input:not([type=checkbox]):focus-visible{outline:none}
+.contact input[aria-invalid=true],.contact textarea[aria-invalid=true]{border-color:#b91c1c}
+.consent{flex-direction:row;flex-wrap:wrap;align-items:flex-start;gap:4px 8px}
+.consent input{flex:none;width:18px;height:18px;margin-top:1px;accent-color:var(--accent)}
+.consent input:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+.consent label{flex:1;min-width:0;font-size:12.5px;line-height:1.4;color:#334155}
+.consent .field-error{flex-basis:100%}
+.field-error,.contact-status{margin:0;font-size:12.5px;line-height:1.35;color:#b91c1c}
+.field-error:empty,.contact-status:empty{display:none}
+.contact-status.info{color:#475569}
+.contact-actions{display:flex;justify-content:flex-end;gap:6px}
+.contact-actions button{padding:7px 14px;border-radius:10px;font-size:13.5px;font-weight:600;line-height:1.3}
+.contact-send{background:var(--accent);color:var(--on-accent)}
+.contact-send:hover{filter:brightness(.93)}
+.lead-done{margin:8px 0 0;padding:8px 12px;border-radius:12px;background:#f0fdf4;border:1px solid #bbf7d0;color:#166534;
+  font-size:13.5px;line-height:1.4}
+.lead-done:focus{outline:none}
 .typing{display:flex;gap:5px;padding:6px 2px}
 .typing span{width:7px;height:7px;border-radius:50%;background:#94a3b8;animation:kb-bounce 1.2s infinite ease-in-out}
 .typing span:nth-child(2){animation-delay:.15s}
@@ -187,7 +465,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
   .open .launcher{display:none}
   .kb .launcher{right:16px;bottom:16px}
   .left .launcher{right:auto;left:16px}
-  textarea,.comment textarea{font-size:16px}
+  textarea,.comment textarea,.contact textarea,.contact input[type=text],.contact input[type=email]{font-size:16px}
 }
 @media (prefers-reduced-motion:reduce){
   *,*::before,*::after{animation:none!important;transition:none!important}
@@ -204,27 +482,29 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
     up: svg('<path d="M7 10v12"/><path d="M15 5.88 14 10h5.83a2 2 0 0 1 1.92 2.56l-2.33 8A2 2 0 0 1 17.5 22H4a2 2 0 0 1-2-2v-8a2 2 0 0 1 2-2h2.76a2 2 0 0 0 1.79-1.11L12 2a3.13 3.13 0 0 1 3 3.88Z"/>'),
     down: svg('<path d="M17 14V2"/><path d="M9 18.12 10 14H4.17a2 2 0 0 1-1.92-2.56l2.33-8A2 2 0 0 1 6.5 2H20a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-2.76a2 2 0 0 0-1.79 1.11L12 22a3.13 3.13 0 0 1-3-3.88Z"/>'),
     spark: svg('<path d="M12 3l1.8 5.2L19 10l-5.2 1.8L12 17l-1.8-5.2L5 10l5.2-1.8z"/><path d="M19 16v4M17 18h4"/>'),
+    person: svg('<path d="M20 21v-2a4 4 0 0 0-4-4H8a4 4 0 0 0-4 4v2"/><circle cx="12" cy="7" r="4"/>'),
   };
 
-  // Static markup only: every visitor-, site- or model-provided string goes in through textContent below.
-  // The panel's head is a plain <div>: a <header> would be a second banner landmark on the host page.
+  // Static markup only: every string, the widget's own words included, goes in through textContent and
+  // setAttribute in mount(). The panel's head is a plain <div>: a <header> would be a second banner landmark
+  // on the host page.
   const TEMPLATE = `
 <div class="kb">
   <section class="panel" role="dialog" aria-modal="false">
     <div class="head">
       <div class="avatar">${ICON.spark}</div>
-      <div class="head-text"><h2 class="title"></h2><p class="status">Online · replies in seconds</p></div>
-      <button type="button" class="icon-btn new" aria-label="New conversation" title="New conversation">${ICON.compose}</button>
-      <button type="button" class="icon-btn close" aria-label="Close" title="Close">${ICON.close}</button>
+      <div class="head-text"><h2 class="title"></h2><p class="status"></p></div>
+      <button type="button" class="icon-btn new">${ICON.compose}</button>
+      <button type="button" class="icon-btn close">${ICON.close}</button>
     </div>
-    <div class="log" role="log" aria-live="polite" aria-busy="false" aria-label="Conversation" tabindex="0"></div>
+    <div class="log" role="log" aria-live="polite" aria-busy="false" tabindex="0"></div>
     <form class="composer">
-      <textarea rows="1" maxlength="2000" aria-label="Message"></textarea>
-      <button type="submit" class="send" aria-label="Send" disabled>${ICON.send}</button>
+      <textarea rows="1" maxlength="2000"></textarea>
+      <button type="submit" class="send" disabled>${ICON.send}</button>
     </form>
-    <p class="foot">AI assistant · answers may not always be perfect</p>
+    <p class="foot"></p>
   </section>
-  <button type="button" class="launcher" aria-label="Open chat" aria-expanded="false">${ICON.chat}${ICON.close}</button>
+  <button type="button" class="launcher" aria-expanded="false">${ICON.chat}${ICON.close}</button>
 </div>`;
 
   // ---------------------------------------------------------------- safe rendering of untrusted text
@@ -341,15 +621,38 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
     kb.style.setProperty("--shade", light ? "#fff" : "#000"); // the header's gradient keeps its contrast
     kb.style.setProperty("--link", light ? "#0f172a" : config.color);
     kb.classList.toggle("left", config.left);
+    kb.lang = LANG;
     $(".title").textContent = config.title;
     panel.setAttribute("aria-label", config.title);
+    $(".status").textContent = T.status;
+    for (const [selector, label] of [
+      [".new", T.newConversation],
+      [".close", T.close],
+    ]) {
+      $(selector).setAttribute("aria-label", label);
+      $(selector).title = label;
+    }
+    logEl.setAttribute("aria-label", T.conversation);
+    input.setAttribute("aria-label", T.message);
     input.placeholder = config.placeholder;
+    sendBtn.setAttribute("aria-label", T.send);
+    $(".foot").textContent = T.foot;
+    launcher.setAttribute("aria-label", T.openChat);
 
     let isOpen = false;
     let started = false;
     let busy = false;
     let controller = null; // aborts the reply in flight when the conversation is reset
     let generation = 0; // replies and history from an older conversation are dropped
+    let restoring = false; // starters wait until it is known whether the conversation is empty
+    let starters = pageStarters;
+    let leads = false; // whether the server takes contact details: only once /widget/config says so
+    let configLoaded = null; // that request's promise, made once, when the chat is first opened
+    let configKnown = false; // it has answered (or failed): what it said can be acted on at once
+    let leadSent = storage.get("localStorage", LEAD_KEY) === sessionId;
+    let offerEl = null; // the one "leave your details" offer in the conversation, where it was last made
+    let contactOpen = false;
+    let formCount = 0;
 
     function setBusy(value) {
       busy = value;
@@ -374,7 +677,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
 
     function addMessage(role, text, sources) {
       const row = el("div", `msg ${role}`);
-      row.append(el("span", "sr", role === "user" ? "You said:" : "Assistant:"));
+      row.append(el("span", "sr", role === "user" ? T.youSaid : T.assistantSaid));
       const bubble = el("div", "bubble");
       row.append(bubble);
       if (role === "user") bubble.textContent = text;
@@ -399,7 +702,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       }
       if (!seen.size) return;
       const wrap = el("div", "sources");
-      wrap.append(el("span", "sources-label", "Sources"), list);
+      wrap.append(el("span", "sources-label", T.sources), list);
       row.append(wrap);
     }
 
@@ -411,7 +714,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       const line = el("div", "rate-row");
       const group = el("div", "rate");
       group.setAttribute("role", "group");
-      group.setAttribute("aria-label", "Rate this answer");
+      group.setAttribute("aria-label", T.rate);
       const thumb = (rating, label) => {
         const button = el("button", `thumb ${rating}`);
         button.type = "button";
@@ -423,8 +726,8 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
         group.append(button);
         return button;
       };
-      const up = thumb("up", "Helpful");
-      const down = thumb("down", "Not helpful");
+      const up = thumb("up", T.helpful);
+      const down = thumb("down", T.notHelpful);
       const status = el("p", "fb-status");
       status.setAttribute("role", "status");
       status.setAttribute("aria-live", "polite");
@@ -470,14 +773,14 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
           () => {
             if (mine === latest) {
               chosen = rating;
-              say(FEEDBACK.thanks, false);
+              say(T.feedbackThanks, false);
             }
             return true;
           },
           () => {
             if (mine === latest) {
               press(chosen); // the buttons show what the server has, so a retry is one click away
-              say(FEEDBACK.failed, true);
+              say(T.feedbackFailed, true);
             }
             return false;
           }
@@ -486,8 +789,10 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
 
       function vote(rating) {
         const pressed = (rating === "up" ? up : down).getAttribute("aria-pressed") === "true";
-        if (rating === "down") openBox();
-        else closeBox(false);
+        if (rating === "down") {
+          openBox();
+          offerContact(row); // an answer that did not help: a person may
+        } else closeBox(false);
         if (pressed) return; // already the answer's rating: nothing new to send
         press(rating);
         post(rating);
@@ -500,18 +805,18 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
         }
         const id = `kb-comment-${++commentCount}`;
         box = el("form", "comment");
-        const label = el("label", "", "What could be better? (optional)");
+        const label = el("label", "", T.comment);
         label.htmlFor = id;
         const text = el("textarea");
         text.id = id;
         text.rows = 3;
         text.maxLength = COMMENT_CHARS;
         const actions = el("div", "comment-actions");
-        const skip = el("button", "skip", "Skip");
+        const skip = el("button", "skip", T.skip);
         skip.type = "button";
-        const send = el("button", "comment-send", "Send");
+        const send = el("button", "comment-send", T.send);
         send.type = "submit";
-        send.setAttribute("aria-label", "Send feedback");
+        send.setAttribute("aria-label", T.sendFeedback);
         send.disabled = true;
         actions.append(skip, send);
         box.append(label, text, actions);
@@ -564,9 +869,262 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       addMessage("assistant", config.greeting);
     }
 
+    // ------------------------------------------------------------ starter questions
+    function hideStarters() {
+      const shown = logEl.querySelector(".starters");
+      if (shown) shown.remove();
+    }
+
+    // Only in a conversation with nothing asked yet (the greeting alone), and never twice.
+    function showStarters() {
+      hideStarters();
+      if (!starters.length || restoring || busy || logEl.querySelector(".msg.user")) return;
+      const group = el("div", "starters");
+      group.setAttribute("role", "group");
+      group.setAttribute("aria-label", T.starters);
+      for (const question of starters) {
+        const short = question.length > STARTER_CHARS;
+        const button = el("button", "starter", short ? `${question.slice(0, STARTER_CHARS - 1).trimEnd()}…` : question);
+        button.type = "button";
+        if (short) button.title = question;
+        button.addEventListener("click", () => {
+          if (busy) return;
+          input.focus(); // the button goes away with the others: focus stays in the composer
+          send(question);
+        });
+        group.append(button);
+      }
+      logEl.append(group);
+    }
+
+    // Cheap and cached for a minute; any failure (an older server, a refused page) just means: no extras.
+    function loadConfig() {
+      if (configLoaded) return configLoaded;
+      configLoaded = fetch(`${apiBase}/widget/config`, { headers: { Accept: "application/json" } })
+        .then((response) => (response.ok ? response.json() : null))
+        .then((data) => {
+          if (!data || typeof data !== "object") return;
+          leads = data.leads === true;
+          if (!pageStarters.length) {
+            starters = cleanStarters(data.starters);
+            showStarters();
+          }
+        })
+        .catch(() => {})
+        .finally(() => {
+          configKnown = true;
+        });
+      return configLoaded;
+    }
+
+    // ------------------------------------------------------------ contact form (lead capture)
+    // Offered under a reply the bot could not answer, or under an answer rated down; one offer at a time
+    // (the newest place wins), none once the visitor has left their details in this conversation.
+    function offerContact(row) {
+      // At once when the config is known (the usual case: it came while the question was answered), so the
+      // offer is there when the reply is marked finished.
+      if (!configKnown) {
+        loadConfig().then(() => offerContact(row));
+        return;
+      }
+      if (!leads || leadSent || contactOpen || !row.isConnected) return;
+      if (offerEl && row.contains(offerEl)) return;
+      if (offerEl) offerEl.remove();
+      const wrap = el("div", "contact-offer");
+      const button = el("button", "offer");
+      button.type = "button";
+      button.innerHTML = ICON.person; // static markup
+      button.append(T.contactOffer);
+      button.addEventListener("click", () => openContact(wrap, button));
+      wrap.append(button);
+      row.append(wrap);
+      offerEl = wrap;
+      scrollDown();
+    }
+
+    function openContact(wrap, offer) {
+      if (contactOpen) return;
+      contactOpen = true;
+      const mine = generation;
+      const id = `kb-contact-${++formCount}`;
+      const form = el("form", "contact");
+      form.noValidate = true; // our own messages, in the widget's language, beside each field
+      const title = el("h3", "contact-title", T.contactTitle);
+      title.id = `${id}-title`;
+      form.setAttribute("aria-labelledby", title.id);
+      form.append(title);
+
+      const fields = {};
+      function field(name, control, label, extraClass) {
+        const box = el("div", extraClass ? `field ${extraClass}` : "field");
+        control.id = `${id}-${name}`;
+        control.name = name;
+        const text = el("label", "", label);
+        text.htmlFor = control.id;
+        const error = el("p", "field-error");
+        error.id = `${id}-${name}-error`;
+        control.setAttribute("aria-describedby", error.id);
+        if (control.type === "checkbox") box.append(control, text, error);
+        else box.append(text, control, error);
+        form.append(box);
+        fields[name] = { control, error };
+        control.addEventListener(control.type === "checkbox" ? "change" : "input", () => setError(name, ""));
+        return control;
+      }
+      const name = el("input");
+      name.type = "text";
+      name.autocomplete = "name";
+      name.maxLength = LEAD_LIMITS.name;
+      name.required = true;
+      field("name", name, T.name);
+      const email = el("input");
+      email.type = "email";
+      email.autocomplete = "email";
+      email.maxLength = LEAD_LIMITS.email;
+      email.required = true;
+      field("email", email, T.email);
+      const message = el("textarea");
+      message.rows = 3;
+      message.maxLength = LEAD_LIMITS.message;
+      message.required = true;
+      field("message", message, T.contactMessage);
+      const consent = el("input");
+      consent.type = "checkbox";
+      consent.required = true;
+      field("consent", consent, T.consent, "consent");
+
+      const status = el("p", "contact-status");
+      status.setAttribute("role", "alert");
+      const actions = el("div", "contact-actions");
+      const cancel = el("button", "skip", T.cancel);
+      cancel.type = "button";
+      const submitBtn = el("button", "contact-send", T.contactSend);
+      submitBtn.type = "submit";
+      actions.append(cancel, submitBtn);
+      form.append(status, actions);
+
+      offer.hidden = true;
+      wrap.append(form);
+      name.focus();
+      scrollDown(true);
+
+      function setError(key, text) {
+        const { control, error } = fields[key];
+        error.textContent = text;
+        if (text) control.setAttribute("aria-invalid", "true");
+        else control.removeAttribute("aria-invalid");
+      }
+
+      function say(text, info) {
+        status.classList.toggle("info", Boolean(info));
+        status.textContent = text;
+      }
+
+      function close() {
+        const hadFocus = form.contains(root.activeElement);
+        form.remove();
+        contactOpen = false;
+        offer.hidden = false;
+        if (hadFocus) offer.focus();
+      }
+
+      function done() {
+        leadSent = true;
+        contactOpen = false;
+        storage.set("localStorage", LEAD_KEY, sessionId);
+        const thanks = el("p", "lead-done", T.leadThanks);
+        thanks.tabIndex = -1; // focus lands on the outcome, as it replaces the form that had it
+        wrap.replaceWith(thanks);
+        if (offerEl === wrap) offerEl = null;
+        thanks.focus();
+        scrollDown();
+      }
+
+      // The server names the fields it refused (`{"detail": [{"field": "email"}]}`, or FastAPI's own
+      // `{"detail": [{"loc": ["body", "email"]}]}`): each gets its message, the first one the focus.
+      function showRefused(body) {
+        const messages = { name: T.badName, email: T.badEmail, message: T.badMessage, consent: T.needConsent };
+        let first = null;
+        for (const item of body && Array.isArray(body.detail) ? body.detail : []) {
+          if (!item || typeof item !== "object") continue;
+          let key = typeof item.field === "string" ? item.field : "";
+          if (!key && Array.isArray(item.loc)) key = String(item.loc[item.loc.length - 1]);
+          key = key.replace(/^body\./, "");
+          if (!Object.prototype.hasOwnProperty.call(messages, key)) continue;
+          setError(key, messages[key]);
+          first = first || fields[key].control;
+        }
+        if (first) first.focus();
+        else say(T.leadFailed);
+      }
+
+      function check() {
+        const errors = [];
+        if (!name.value.trim()) errors.push(["name", T.needName]);
+        const address = email.value.trim();
+        if (!address) errors.push(["email", T.needEmail]);
+        else if (!EMAIL_SHAPE.test(address)) errors.push(["email", T.badEmail]);
+        if (!message.value.trim()) errors.push(["message", T.needMessage]);
+        if (!consent.checked) errors.push(["consent", T.needConsent]);
+        for (const [key, text] of errors) setError(key, text);
+        if (errors.length) fields[errors[0][0]].control.focus();
+        return !errors.length;
+      }
+
+      let sending = false; // a second press meanwhile is ignored; the button keeps its focus
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        if (sending) return;
+        for (const key of Object.keys(fields)) setError(key, "");
+        say("");
+        if (!check()) return;
+        sending = true;
+        form.setAttribute("aria-busy", "true");
+        say(T.sending, true);
+        const body = {
+          name: name.value.trim(),
+          email: email.value.trim(),
+          message: message.value.trim(),
+          consent: true,
+          session_id: sessionId,
+        };
+        try {
+          const response = await fetch(`${apiBase}/leads`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json", Accept: "application/json" },
+            body: JSON.stringify(body),
+          });
+          if (mine !== generation) return;
+          if (response.ok) {
+            done();
+            return;
+          }
+          say("");
+          if (response.status === 422) showRefused(await response.json().catch(() => null));
+          else if (response.status === 429) say(MESSAGES[429]);
+          else if (response.status === 404) say(T.leadsOff);
+          else if (response.status === 403) say(MESSAGES[403]);
+          else say(T.leadFailed);
+        } catch (_) {
+          if (mine === generation) say(T.leadNetwork);
+        } finally {
+          sending = false;
+          form.removeAttribute("aria-busy");
+        }
+      });
+      cancel.addEventListener("click", close);
+      form.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") {
+          event.stopPropagation(); // the form closes, not the whole chat
+          close();
+        }
+      });
+    }
+
     async function restoreHistory() {
       if (!hadSession) return; // a brand-new visitor has nothing to restore: skip the request
       const mine = generation;
+      restoring = true;
       setBusy(true);
       try {
         const response = await fetch(`${apiBase}/history/${encodeURIComponent(sessionId)}`, {
@@ -583,7 +1141,11 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       } catch (_) {
         // A conversation that cannot be restored simply starts afresh: nothing worth alarming anyone.
       } finally {
-        if (mine === generation) setBusy(false);
+        if (mine === generation) {
+          restoring = false;
+          setBusy(false);
+          showStarters();
+        }
       }
     }
 
@@ -591,14 +1153,15 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       if (started) return;
       started = true;
       showGreeting();
-      restoreHistory();
+      loadConfig();
+      restoreHistory().then(showStarters);
     }
 
     function setOpen(open, focus = true) {
       isOpen = open;
       kb.classList.toggle("open", open);
       launcher.setAttribute("aria-expanded", String(open));
-      launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+      launcher.setAttribute("aria-label", open ? T.closeChat : T.openChat);
       storage.set("sessionStorage", OPEN_KEY, open ? "1" : "0");
       if (open) start();
       if (focus) (open ? input : launcher).focus();
@@ -608,11 +1171,12 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       const mine = generation;
       controller = new AbortController();
       setBusy(true);
+      hideStarters();
       addMessage("user", text);
       const reply = addMessage("assistant", "");
       const typing = el("div", "typing");
       typing.setAttribute("role", "img");
-      typing.setAttribute("aria-label", "Assistant is typing");
+      typing.setAttribute("aria-label", T.typing);
       typing.append(el("span"), el("span"), el("span"));
       reply.bubble.append(typing);
       scrollDown(true);
@@ -621,6 +1185,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       let sources = [];
       let answerId = null;
       let ended = false;
+      let offer = false; // the server's `offer_contact`: no answer, or the visitor asked for a person
       try {
         const response = await fetch(`${apiBase}/chat/stream`, {
           method: "POST",
@@ -642,6 +1207,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
             scrollDown();
           } else if (event.name === "done") {
             ended = true;
+            offer = Boolean(event.data && event.data.offer_contact === true);
             const id = event.data && event.data.answer_id;
             if (typeof id === "string" && ID_PATTERN.test(id)) answerId = id;
             if (!answer) showNotice(reply, MESSAGES.other); // "success" with no text: not an answer
@@ -649,6 +1215,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
             scrollDown();
           } else if (event.name === "error") {
             ended = true;
+            offer = Boolean(event.data && event.data.offer_contact === true);
             answerId = null;
             const message = event.data && typeof event.data.message === "string" ? event.data.message : "";
             showNotice(reply, message || MESSAGES.other);
@@ -659,6 +1226,7 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
           addFeedback(reply.row, answerId); // once the answer is whole, not while it streams
           scrollDown();
         }
+        if (ended && offer) offerContact(reply.row);
       } catch (error) {
         if (mine !== generation || (error && error.name === "AbortError")) return;
         showNotice(reply, answer ? MESSAGES.interrupted : MESSAGES.network);
@@ -681,8 +1249,13 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       sessionId = newSessionId();
       storage.set("localStorage", SESSION_KEY, sessionId);
       logEl.textContent = "";
+      restoring = false;
+      leadSent = false;
+      offerEl = null;
+      contactOpen = false;
       setBusy(false);
       showGreeting();
+      showStarters();
       input.focus();
     }
 
