@@ -1120,3 +1120,31 @@ def test_starters_and_the_contact_form_have_no_accessibility_violations(
         assert violations == [], json.dumps(violations, indent=1)
     finally:
         ctx.close()
+
+
+def test_a_source_that_is_a_web_page_links_to_it_in_a_new_tab(
+    servers: Servers, site: HostSite, context: BrowserContext
+) -> None:
+    # The owner's answer cites a page of the site, a file, and a script URL that must stay text.
+    sources = ["https://www.example.com/pricing#growth", "pricing.md", "javascript:alert(1)"]
+    entry = {"questions": ["Do you sell gift vouchers?"], "answer": "Yes: in any amount.", "sources": sources}
+    created = httpx.post(f"{servers.plain.url}/admin/answers", json=entry, timeout=30)
+    assert created.status_code == 201, created.text
+    try:
+        widget = Widget(context, site.hostile(servers.plain.url, "page-links"))
+        widget.open()
+        widget.ask("Do you sell gift vouchers?")
+        answer = widget.assistant_messages.nth(1)
+        expect(answer).to_contain_text("Yes: in any amount.")
+        link = answer.get_by_role("link", name="https://www.example.com/pricing#growth")
+        expect(link).to_have_attribute("href", "https://www.example.com/pricing#growth")
+        expect(link).to_have_attribute("target", "_blank")
+        assert "noopener" in (link.get_attribute("rel") or "").split()
+        chips = answer.locator(".chip")
+        expect(chips).to_have_count(3)
+        expect(chips.nth(1)).to_have_text("pricing.md")
+        expect(chips.nth(2)).to_have_text("javascript:alert(1)")
+        expect(answer.locator(".chip a")).to_have_count(1)  # a file and a script URL are text
+        assert widget.errors == []
+    finally:
+        httpx.delete(f"{servers.plain.url}/admin/answers/{created.json()['id']}", timeout=30)

@@ -382,6 +382,7 @@ svg{display:block;width:20px;height:20px;fill:none;stroke:currentColor;stroke-wi
 .sources-label{font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.06em;color:#64748b;margin-right:2px}
 .chips{display:flex;flex-wrap:wrap;gap:6px;margin:0;padding:0;list-style:none}
 .chip{font-size:12px;line-height:1.2;padding:5px 10px;border-radius:999px;color:#334155;background:#fff;border:1px solid #e2e8f0}
+.chip a{color:var(--link);text-decoration:underline;text-underline-offset:2px}
 .feedback{margin-top:6px;display:flex;flex-direction:column;align-items:flex-start;gap:6px}
 .rate-row{display:flex;align-items:center;gap:8px;min-height:28px}
 .rate{display:flex;gap:2px}
@@ -688,7 +689,8 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
       return { row, bubble };
     }
 
-    // Titles are deduplicated: several passages often come from one page. Paths are shown as text.
+    // Titles are deduplicated: several passages often come from one page. A web page (an http(s) URL) is a
+    // link, opened in a new tab without handing it this page (noopener); a file path is shown as text.
     function addSources(row, sources) {
       const seen = new Set();
       const list = el("ul", "chips");
@@ -696,7 +698,10 @@ textarea:focus{border-color:var(--accent);box-shadow:0 0 0 3px rgba(37,99,235,.1
         const title = source && typeof source.title === "string" ? source.title.trim() : "";
         if (!title || seen.has(title)) continue;
         seen.add(title);
-        const chip = el("li", "chip", title);
+        const chip = el("li", "chip");
+        const href = typeof source.source === "string" ? safeUrl(source.source) : null;
+        if (href) chip.append(link(href, title));
+        else chip.textContent = title;
         if (typeof source.source === "string") chip.title = source.source;
         list.append(chip);
       }
