@@ -93,7 +93,7 @@ class ChatRequest(BaseModel):
 class Source(BaseModel):
     id: str
     title: str
-    source: str = Field(description="Path relative to the knowledge folder.")
+    source: str = Field(description="Path relative to the knowledge folder, or a web page's address.")
     score: float
 
 
@@ -296,7 +296,7 @@ class ReindexConflict(BaseModel):
 
 
 class KnowledgeFile(BaseModel):
-    path: str = Field(description="Path relative to the knowledge folder.")
+    path: str = Field(description="Path relative to the knowledge folder, or a crawled page's address.")
     sha256: str
     chunks: int
     ingested_at: datetime | None = Field(description="When this content of the file was embedded.")

@@ -1,4 +1,4 @@
-"""`python -m rag ingest|status|eval|abstention|export|import`: the knowledge store, from a shell."""
+"""`python -m rag ingest|status|eval|abstention|export|import|crawl`: the knowledge store, from a shell."""
 
 from __future__ import annotations
 
@@ -273,6 +273,49 @@ def _import(settings: RagSettings, source: Path) -> int:
     return 0
 
 
+def _crawl(settings: RagSettings, urls: list[str], snapshot: Path | None) -> int:
+    """Crawl the website into its snapshot folder (ingesting the snapshot is a separate step)."""
+    import asyncio
+
+    from tqdm import tqdm
+
+    from rag.crawl.crawler import CrawlProgress, crawl
+    from rag.crawl.snapshot import SnapshotInUse, site_snapshot_dir
+
+    urls = urls or settings.knowledge_url_list
+    if not urls:
+        sys.stderr.write("nothing to crawl: give URLs or set KNOWLEDGE_URLS\n")
+        return 2
+    folder = snapshot or site_snapshot_dir(settings)
+    bar = tqdm(total=len(urls), unit="url", desc="crawling", file=sys.stderr, dynamic_ncols=True)
+
+    def advance(progress: CrawlProgress) -> None:
+        # The frontier grows as pages are read: the total is what is known so far.
+        bar.total = progress.done + progress.queued
+        bar.update(1)
+
+    try:
+        report = asyncio.run(crawl(urls, folder, settings, progress=advance))
+    except (ValueError, SnapshotInUse) as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    finally:
+        bar.close()
+    skipped = ", ".join(f"{reason} {count}" for reason, count in report.skipped.items()) or "none"
+    lines = [
+        f"{report.pages} pages in {folder} ({report.new} new, {report.changed} changed, "
+        f"{report.unchanged} unchanged), {report.kept} kept, {report.removed} removed; skipped: {skipped}; "
+        f"{report.requests} requests, {report.seconds:.2f}s"
+    ]
+    if not report.complete:
+        lines.append("incomplete: a start URL or sitemap could not be read, so no page was removed")
+    lines += [f"  {reason}: {url}" for url, reason in report.errors[:20]]
+    if len(report.errors) > 20:
+        lines.append(f"  ... {len(report.errors) - 20} more in the log")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0 if report.pages else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -337,6 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "prepare-embedder", help="export the embedding model to ONNX (verified) into EMBEDDING_CACHE_DIR"
     )
+    crawling = sub.add_parser(
+        "crawl", help="crawl the website (start pages or sitemaps) into its snapshot folder"
+    )
+    crawling.add_argument("urls", nargs="*", help="start page or sitemap URLs (default: KNOWLEDGE_URLS)")
+    crawling.add_argument("--snapshot", type=Path, help="snapshot folder (default: CHROMA_PATH/site)")
     args = parser.parse_args(argv)
 
     settings = RagSettings()
@@ -356,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _import(settings, args.file)
         if args.command == "prepare-embedder":
             return _prepare_embedder(settings)
+        if args.command == "crawl":
+            return _crawl(settings, args.urls, args.snapshot)
     except (StoreInUse, BackupError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2

@@ -18,6 +18,8 @@ from typing import Literal
 import structlog
 
 from rag.chunking import CHUNKER_VERSION, Chunk, chunk_document
+from rag.crawl.pages import site_sources
+from rag.crawl.snapshot import site_snapshot_dir
 from rag.embedder import Embedder, resolve_model_path
 from rag.loading import ReadLimits, SourceFile, UnreadableFile, load, scan
 from rag.manifest import FileEntry, Manifest
@@ -61,7 +63,12 @@ class Changes:
 
 def desired_manifest(settings: RagSettings) -> Manifest:
     """What the store should hold for the folder as it is now: costs one pass of hashing."""
-    return _manifest(settings, scan(settings.knowledge_dir))
+    return _manifest(settings, knowledge_sources(settings))
+
+
+def knowledge_sources(settings: RagSettings) -> list[SourceFile]:
+    """The knowledge folder's files, then the pages of the owner's website that the last crawl kept."""
+    return scan(settings.knowledge_dir) + site_sources(site_snapshot_dir(settings))
 
 
 def desired_parameters(settings: RagSettings) -> Manifest:
@@ -94,7 +101,7 @@ def ensure_ingested(
     with no other writer in between."""
     started = time.perf_counter()
     with store.writer() as writer:
-        sources = scan(settings.knowledge_dir)
+        sources = knowledge_sources(settings)
         wanted = _manifest(settings, sources)
         active = store.refresh()
         if active is not None and active.manifest.matches(wanted) and not force:
@@ -141,7 +148,7 @@ def _build(
     entries = {p: e for p, e in (active.manifest.files.items() if active else ()) if p in kept}
 
     tokens = tokens_for(resolve_model_path(settings.embedding_model))
-    todo = [s for s in sources if s.relative not in kept]
+    todo = [s for s in sources if s.name not in kept]
     chunks, new_entries = _chunk_files(todo, settings, tokens)
     entries.update(new_entries)
     # Vectors already stored for these chunk ids are still right for them; a forced rebuild trusts none.
@@ -195,17 +202,17 @@ def _chunk_files(
                 _skipped(entries, source, str(exc), now)
                 continue
             except Exception as exc:  # a failure nobody foresaw, on outside input: still this file only
-                log.exception("knowledge_file_failed", source=source.relative)
+                log.exception("knowledge_file_failed", source=source.name)
                 _skipped(entries, source, f"could not be read ({type(exc).__name__})", now)
                 continue
-            entries[source.relative] = FileEntry(source.sha256, len(found), now)
+            entries[source.name] = FileEntry(source.sha256, len(found), now)
             chunks.extend(found)
     return chunks, entries
 
 
 def _skipped(entries: dict[str, FileEntry], source: SourceFile, reason: str, now: float) -> None:
-    log.warning("knowledge_file_skipped", source=source.relative, reason=reason)
-    entries[source.relative] = FileEntry(source.sha256, 0, now, skipped=reason)
+    log.warning("knowledge_file_skipped", source=source.name, reason=reason)
+    entries[source.name] = FileEntry(source.sha256, 0, now, skipped=reason)
 
 
 def _embed_and_add(
@@ -239,7 +246,7 @@ def _manifest(settings: RagSettings, sources: list[SourceFile]) -> Manifest:
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,
         chunker=CHUNKER_VERSION,
-        files={s.relative: FileEntry(s.sha256) for s in sources},
+        files={s.name: FileEntry(s.sha256) for s in sources},
     )
 
 

@@ -60,11 +60,19 @@ class ReadLimits:
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A knowledge file found on disk, identified by its path relative to the knowledge folder."""
+    """A knowledge file found on disk: a file of the knowledge folder, named by its path relative to it, or a
+    page of the owner's website kept by a crawl, named by its address and titled as the page is."""
 
     path: Path
-    relative: str
+    relative: str  # the path below its folder
     sha256: str
+    url: str | None = None
+    title: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What names it in the store, the manifest and an answer's sources."""
+        return self.url or self.relative
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +120,18 @@ def load(source: SourceFile, limits: ReadLimits = ReadLimits(), parsers: Parsers
     try:
         if suffix == ".pdf":
             title, text = parsers.pdf(_checked(source, limits), limits.max_text_chars)
-            document = Document(source.relative, title or _fallback_title(source.path), text, False)
+            title = source.title or title or _fallback_title(source.path)
+            document = Document(source.name, title, text, False)
         elif suffix in {".html", ".htm"}:
             title, text = parsers.html(_decode(_read(_checked(source, limits))), limits.max_text_chars)
             # Headings are Markdown now, so the chunker keeps the section path.
-            document = Document(source.relative, title or _title(text, source.path), text, is_markdown=True)
+            title = source.title or title or _title(text, source.path)
+            document = Document(source.name, title, text, is_markdown=True)
         else:
             text = _decode(_read(_checked(source, limits)))
             is_markdown = suffix in {".md", ".markdown"}
-            document = Document(source.relative, _title(text, source.path), text, is_markdown=is_markdown)
+            title = source.title or _title(text, source.path)
+            document = Document(source.name, title, text, is_markdown=is_markdown)
     except UnreadableFile:
         raise
     except ParserFailed as exc:

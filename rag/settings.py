@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -93,6 +93,53 @@ class RagSettings(BaseSettings):
     hybrid_alpha: float = Field(
         default=0.5, ge=0, le=1, description="Weight of the dense score in convex fusion."
     )
+
+    knowledge_urls: str = Field(
+        default="",
+        description="Comma-separated start pages or sitemaps of the owner's website, crawled as knowledge.",
+    )
+    crawl_max_pages: int = Field(default=500, ge=1, description="Most pages one crawl asks for.")
+    crawl_max_depth: int = Field(
+        default=5, ge=0, description="Most link hops from a start page (pages listed in a sitemap: none)."
+    )
+    crawl_max_page_mb: float = Field(
+        default=5, gt=0, description="Largest page or PDF fetched; a larger one is skipped with a log line."
+    )
+    crawl_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once.")
+    crawl_timeout: float = Field(default=15, gt=0, description="Seconds one request may take, body included.")
+    crawl_user_agent: str = Field(
+        default="kb-chatbot-crawler/1",
+        min_length=1,
+        max_length=200,
+        # Sent as a header: printable ASCII only, so it cannot carry a line break into the request.
+        pattern=r"^[!-~][ -~]*$",
+        description="User-Agent the crawler sends, and the name robots.txt rules are matched against.",
+    )
+    crawl_delay_max: float = Field(
+        default=10,
+        ge=0,
+        description="Most seconds of a robots.txt Crawl-delay honoured; a longer one is capped (logged).",
+    )
+
+    @field_validator("knowledge_urls")
+    @classmethod
+    def _http_urls(cls, value: str) -> str:
+        # Imported here: the crawler imports these settings.
+        from rag.crawl.urls import check_start_url, split_urls
+
+        for url in split_urls(value):
+            try:
+                check_start_url(url)
+            except ValueError as exc:
+                raise ValueError(f"KNOWLEDGE_URLS: {exc}") from None
+        return value
+
+    @property
+    def knowledge_url_list(self) -> list[str]:
+        """KNOWLEDGE_URLS as a list."""
+        from rag.crawl.urls import split_urls
+
+        return split_urls(self.knowledge_urls)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> RagSettings:
