@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import records
 from tests.conftest import KNOWLEDGE, ROOT
 
 
@@ -128,6 +129,34 @@ def test_the_records_benchmark_compares_recording_off_and_on(tmp_path: Path) -> 
     assert figures["records.after_records_missing"] == figures["records.after_records_dropped"] == 0
     assert "| uncached `/chat` p50 ms |" in result.stdout and "after / before" in result.stdout
     assert "RECORDS MISSING" not in result.stdout
+
+
+def test_the_records_table_compares_each_recording_side_with_recording_off() -> None:
+    """The PostgreSQL side's column, ratios and verdicts (no test has a PostgreSQL server to run it)."""
+    figures = {"after_sqlite_rows": 100.0}
+    for key, scale in (("before", 1.0), ("after", 1.02), ("postgres", 1.5)):
+        for name in ("uncached_p50", "uncached_p95", "uncached_cpu", "cached_p50", "cached_cpu"):
+            figures[f"{key}_{name}_ms"] = 10.0 * scale
+        figures[f"{key}_cached_rps"] = 1000.0 * scale
+        sent = {"answers_sent": 100.0, "records": 100.0 if key == "after" else 99.0, "records_dropped": 0.0}
+        figures.update({f"{key}_{name}": value for name, value in sent.items()})
+        figures.update({f"{key}_records_backlog_max": 3.0, f"{key}_records_wait_s": 0.1})
+    table, missed = records._table(figures)
+    lines = table.splitlines()
+    assert lines[0] == (
+        "| figure | before: RECORD_ANSWERS=false | after: SQLite | after: PostgreSQL | after / before "
+        "| postgres / before | target |"
+    )
+    assert lines[1] == "|---|---|---|---|---|---|---|"
+    assert "| uncached `/chat` p50 ms | 10.0 | 10.2 | 15.0 | 1.020 | 1.500 | <= 1.05: met, MISSED |" in lines
+    assert (
+        "| cache hits, 16 connections: req/s | 1,000 | 1,020 | 1,500 | 1.020 | 1.500 | >= 0.95: met, met |"
+        in lines
+    )
+    assert any(line.startswith("after: SQLite: 100 answers sent, 100 recorded") for line in lines)
+    assert lines[-1].startswith("after: PostgreSQL: 100 answers sent, 99 recorded (admin API total), ")
+    assert lines[-1].endswith(": RECORDS MISSING")
+    assert missed == 2  # the PostgreSQL side's p50, and its missing record
 
 
 def test_the_versions_benchmark_compares_a_git_ref_with_the_working_tree(tmp_path: Path) -> None:

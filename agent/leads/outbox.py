@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, func, select, up
 
 from agent.records.tables import LeadDeliveryRow, LeadRow
 
-Channel = Literal["webhook", "email"]
+ChannelName = Literal["webhook", "email"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 _ERROR_CHARS = 500  # of a receiver's error kept for the owner to read
 
@@ -27,7 +27,7 @@ _ERROR_CHARS = 500  # of a receiver's error kept for the owner to read
 class Route:
     """A way to the owner: the channel, and where it goes as the owner reads it (never with a secret)."""
 
-    channel: Channel
+    channel: ChannelName
     target: str
 
 
@@ -45,7 +45,7 @@ class NewLead:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     id: str
-    channel: Channel
+    channel: ChannelName
     target: str
     status: DeliveryStatus
     attempts: int
@@ -77,7 +77,7 @@ class DueDelivery:
 
     id: str
     lead_id: str
-    channel: Channel
+    channel: ChannelName
     attempts: int  # before this one
     lead_created_at: datetime
     payload: str
@@ -182,7 +182,9 @@ class Outbox:
                     .join(LeadRow, LeadRow.id == LeadDeliveryRow.lead_id)
                     .where(LeadDeliveryRow.id == delivery_id)
                 ).one()
-            claimed.append(DueDelivery(delivery_id, row[0], cast(Channel, row[1]), row[2], row[3], row[4]))
+            claimed.append(
+                DueDelivery(delivery_id, row[0], cast(ChannelName, row[1]), row[2], row[3], row[4])
+            )
         return claimed
 
     def delivered(self, delivery_id: str, now: datetime) -> None:
@@ -264,7 +266,7 @@ class Outbox:
                     deliveries[d.lead_id].append(
                         Delivery(
                             d.id,
-                            cast(Channel, d.channel),
+                            cast(ChannelName, d.channel),
                             d.target,
                             cast(DeliveryStatus, d.status),
                             d.attempts,

@@ -198,6 +198,10 @@ def main() -> None:
         serve(inbox, send, RecordSink(records, settings, prepare), settings)
     finally:
         records.close()
+    # The inbox thread may still be blocked reading stdin, holding its lock: the interpreter's own shutdown
+    # would wait for that lock and abort ("could not acquire lock for <stdin>"). Everything is written.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _yield_the_cores() -> None:
