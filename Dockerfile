@@ -59,8 +59,8 @@ RUN python -m rag prepare-embedder
 
 # The folders the service writes, the app user's: a named volume mounted there starts with this owner.
 RUN useradd --create-home --uid 10001 app \
-    && mkdir -p /app/chroma_db /app/data \
-    && chown -R app:app /app/chroma_db /app/data /app/models
+    && mkdir -p /app/chroma_db /app/data /app/site \
+    && chown -R app:app /app/chroma_db /app/data /app/site /app/models
 USER app
 
 EXPOSE 8000

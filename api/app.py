@@ -43,6 +43,7 @@ from api.owner import OwnerService
 from api.rate_limits import build_rate_limits
 from api.services import build_services
 from api.settings import Settings
+from rag.crawl.schedule import keep_site_in_sync
 from rag.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -77,6 +78,12 @@ def create_app(
         )
         # Delivers what is in the leads' outbox: left by a previous run, or taken from now on.
         courier = asyncio.create_task(services.leads.courier.run()) if services.leads is not None else None
+        site = services.site
+        sync = (
+            asyncio.create_task(keep_site_in_sync(services.reindexer, site.folder, site.interval))
+            if site is not None and site.interval > 0
+            else None
+        )
         active = services.agent.chain.active()
         log.info(
             "service_ready",
@@ -87,7 +94,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in (watcher, courier):
+            for task in (watcher, courier, sync):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

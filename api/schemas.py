@@ -279,11 +279,48 @@ class IngestSummary(BaseModel):
     seconds: float
 
 
+class CrawlError(BaseModel):
+    url: str
+    reason: str = Field(description="Why the address was not kept: `timeout`, `http_404`, `too_large`, ...")
+
+
+class CrawlResult(BaseModel):
+    pages: int = Field(description="Pages saved or found unchanged: new + changed + unchanged.")
+    new: int
+    changed: int
+    unchanged: int
+    kept: int = Field(
+        description="Pages not read this time (a passing failure): their previous version kept."
+    )
+    removed: int = Field(description="Pages gone from the site, so gone from the knowledge.")
+    skipped: dict[str, int] = Field(description="Addresses skipped, by reason (robots, other_site, ...).")
+    errors: list[CrawlError] = Field(description="Addresses that failed, with why (the first 200).")
+    complete: bool = Field(description="Every start URL and sitemap was read (only then are pages removed).")
+    requests: int
+    seconds: float
+
+
+class CrawlOut(BaseModel):
+    done: int = Field(description="Addresses finished so far (saved, unchanged or skipped).")
+    queued: int = Field(description="Addresses found and waiting.")
+    pages: int
+    skipped: int
+    not_due: bool = Field(
+        description="A scheduled crawl found the site crawled recently by another replica: nothing crawled."
+    )
+    result: CrawlResult | None = Field(description="Once the crawl has ended.")
+
+
 class ReindexJobOut(BaseModel):
     id: str
+    kind: Literal["ingest", "crawl"] = Field(
+        description="`crawl`: the website (KNOWLEDGE_URLS) crawled, then what changed ingested."
+    )
+    scheduled: bool = Field(description="Started by CRAWL_INTERVAL rather than by a request.")
     status: Literal["running", "succeeded", "failed"]
     started_at: datetime
     finished_at: datetime | None
+    crawl: CrawlOut | None = Field(description="The crawl's progress and result (a crawl job only).")
     to_embed: int = Field(description="Chunks this ingest has to embed (0 until the folder is chunked).")
     embedded: int
     result: IngestSummary | None
@@ -310,6 +347,13 @@ class PendingChanges(BaseModel):
     settings_changed: bool = Field(description="The embedding model or chunking changed: a full rebuild.")
 
 
+class SiteOut(BaseModel):
+    urls: list[str] = Field(description="KNOWLEDGE_URLS: where each crawl starts.")
+    interval_seconds: float = Field(description="CRAWL_INTERVAL; 0: crawled only on request.")
+    last_crawl_at: datetime | None = Field(description="When the last crawl ended; null: never crawled.")
+    next_crawl_at: datetime | None = Field(description="When the next scheduled crawl is due; null: none.")
+
+
 class KnowledgeOut(BaseModel):
     version: str | None = Field(description="Knowledge version served (part of the answer-cache key).")
     collection: str | None
@@ -320,4 +364,5 @@ class KnowledgeOut(BaseModel):
     pending: PendingChanges | None = Field(description="What the next reindex would change.")
     folder_error: str | None = Field(default=None, description="Why the folder could not be read.")
     reindex: ReindexJobOut | None = Field(description="The latest reindex since the service started.")
+    site: SiteOut | None = Field(description="The website kept as knowledge; null without KNOWLEDGE_URLS.")
     files: list[KnowledgeFile]

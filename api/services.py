@@ -20,6 +20,7 @@ from api.cache import AnswerCache
 from api.ingest_lock import ingest_guard
 from api.metrics import Metrics
 from api.settings import Settings
+from api.site_crawl import SiteCrawler
 from rag.embedder import Embedder, embedder_for
 from rag.errors import RetrievalError
 from rag.ingestion import IngestReport, ProgressFactory, ensure_ingested
@@ -43,8 +44,11 @@ class Services:
     metrics: Metrics
     owner: OwnerRecords | None = None  # None: RECORD_ANSWERS=false
     leads: LeadDesk | None = None  # on the records database: None when it is off
+    site: SiteCrawler | None = None  # None: no KNOWLEDGE_URLS
 
     async def aclose(self) -> None:
+        if self.site is not None:
+            self.site.stop()  # a crawl in progress ends now; its previous snapshot stays as it was
         await self.agent.aclose()
         if self.leads is not None:
             await self.leads.courier.aclose()
@@ -86,6 +90,8 @@ def build_services(
         agent.prepare()  # and the relevance calibration of the new knowledge
         return report
 
+    crawler = SiteCrawler(settings, guard) if rag.knowledge_url_list else None
+
     owner = (
         open_records(settings.records, embedder, settings.logging, settings.secrets())
         if settings.records.record_answers
@@ -121,8 +127,9 @@ def build_services(
         if owner is not None
         else None
     )
+    reindexer = Reindexer(reindex, crawler.crawl if crawler else None)
     return Services(
-        settings, store, embedder, agent, cache, conversations, Reindexer(reindex), metrics, owner, leads
+        settings, store, embedder, agent, cache, conversations, reindexer, metrics, owner, leads, crawler
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from bench import (
     cached,
     coldstart,
+    crawl,
     eventloop,
     fallback,
     ingest,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, float]]] = {
     "records": records.run,
     "startup": startup.run,
     "fallback": fallback.run,
+    "crawl": crawl.run,
     "ingest": ingest.run,
     "versions": versions.run,
 }
@@ -54,6 +56,7 @@ TARGETS: dict[str, Check] = {
     "eventloop.chat_errors": (operator.eq, 0.0, "=="),
     "load.server_errors": (operator.eq, 0.0, "=="),
     "load.invalid": (operator.eq, 0.0, "=="),
+    "crawl.unchanged_fetched": (operator.eq, 0.0, "=="),  # a re-crawl of an unchanged site: only 304s
     "records.uncached_p50_ratio": (operator.le, records.MAX_P50_RATIO, "<="),
     "records.cached_rps_ratio": (operator.ge, records.MIN_RPS_RATIO, ">="),
     "records.after_records_missing": (operator.eq, 0.0, "=="),

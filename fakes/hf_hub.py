@@ -20,10 +20,12 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from fakes.thread_server import ThreadServer
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".model")
 _API = re.compile(r"^/api/models/([^/]+/[^/]+)(?:/revision/([^/]+)|/tree/([^/]+))?$")
@@ -69,12 +71,12 @@ class FakeHub:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: ThreadServer | None = None
 
     @property
     def url(self) -> str:
         assert self._server is not None, "start() the hub first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def add_repo(self, repo_id: str, folder: Path) -> FakeRepo:
         files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
@@ -108,15 +110,12 @@ class FakeHub:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = ThreadServer(Handler).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     # -- protocol ----------------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
+
+from fakes.thread_server import ThreadServer
 
 
 @dataclass
@@ -36,6 +38,10 @@ class Reply:
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the stdlib's 5 refuses connections when many clients call at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Connections this fake resets on purpose make the stdlib server print tracebacks: not news.
+        return None
 
 
 @dataclass
@@ -125,24 +131,18 @@ class FakeLLMServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        # Connections this fake resets on purpose make the stdlib server print tracebacks: not news.
-        self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = ThreadServer(Handler, server_class=_Server)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
-    def start(self) -> FakeLLMServer:
-        self._thread.start()
+    def start(self) -> Self:
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def reset(self, *replies: Reply, default: Reply | None = None) -> None:
         with self._lock:

@@ -130,7 +130,7 @@ def pdf_to_text(path: Path, max_chars: int) -> tuple[str, str]:
             if length > max_chars:
                 raise UnreadableFile(too_long(max_chars))
             pages.append(text)
-        title = str((reader.metadata.title if reader.metadata else None) or "")
+        title = pdf_title(str((reader.metadata.title if reader.metadata else None) or ""))
     except UnreadableFile:
         raise
     except Exception as exc:  # any parser failure is this one file's problem, never the ingest's
@@ -139,6 +139,21 @@ def pdf_to_text(path: Path, max_chars: int) -> tuple[str, str]:
     if not text:
         raise UnreadableFile("no text layer (a scanned PDF needs OCR first)")
     return title.strip(), text
+
+
+# What authoring tools put in a PDF's Title when its author did not: not a title a visitor should see.
+_PLACEHOLDER_TITLES = frozenset(
+    {"untitled", "untitled document", "document", "title", "slide 1", "presentation"}
+)
+_TOOL_PREFIX = re.compile(r"^microsoft (?:word|powerpoint|excel)\s*-\s*", re.IGNORECASE)
+_FILE_SUFFIX = re.compile(r"\.(?:docx?|pdf|pptx?|xlsx?|odt|odp|rtf|txt|indd|pages|key)$", re.IGNORECASE)
+
+
+def pdf_title(raw: str) -> str:
+    """A PDF's Title as a person would read it ("Microsoft Word - Warranty.docx" is "Warranty"), or "" when
+    it is a tool's placeholder, so the caller falls back to a better one."""
+    title = _FILE_SUFFIX.sub("", _TOOL_PREFIX.sub("", " ".join(raw.split())))
+    return "" if title.lower() in _PLACEHOLDER_TITLES else title
 
 
 def too_long(max_chars: int) -> str:

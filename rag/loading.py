@@ -120,7 +120,8 @@ def load(source: SourceFile, limits: ReadLimits = ReadLimits(), parsers: Parsers
     try:
         if suffix == ".pdf":
             title, text = parsers.pdf(_checked(source, limits), limits.max_text_chars)
-            title = source.title or title or _fallback_title(source.path)
+            # The PDF's own title first: a crawled PDF's given title is only its file name.
+            title = title or source.title or _fallback_title(source.path)
             document = Document(source.name, title, text, False)
         elif suffix in {".html", ".htm"}:
             title, text = parsers.html(_decode(_read(_checked(source, limits))), limits.max_text_chars)

@@ -18,6 +18,27 @@ DEFAULT_UNRELATED_RATE = 0.05
 DEFAULT_FOREIGN_QUANTILE = 0.5
 
 
+# A site re-crawled more often than this is being hammered, not kept in sync.
+MIN_CRAWL_INTERVAL = 60
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of "90", "90s", "15m", "12h", "7d"; "off" is 0. ValueError for anything else."""
+    value = text.strip().lower()
+    if value in {"off", "never", "none"}:
+        return 0.0
+    unit = _DURATION_UNITS.get(value[-1:], 0)
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (seconds, or a number with s, m, h or d)") from None
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"not a duration: {text!r}")
+    return seconds
+
+
 class RagSettings(BaseSettings):
     # A blank variable means the default: docker-compose passes `KEY: ${KEY:-}` through as "".
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
@@ -120,6 +141,26 @@ class RagSettings(BaseSettings):
         ge=0,
         description="Most seconds of a robots.txt Crawl-delay honoured; a longer one is capped (logged).",
     )
+    crawl_interval: float = Field(
+        default=24 * 3600,
+        ge=0,
+        description=(
+            "How often the service re-crawls KNOWLEDGE_URLS and ingests what changed: seconds, or a number "
+            "with s, m, h or d (`12h`, `7d`); 0 or `off`: only on request (POST /admin/crawl)."
+        ),
+    )
+    site_dir: Path | None = Field(
+        default=None,
+        description="Folder of the website snapshot; unset: CHROMA_PATH/site. Replicas share one.",
+    )
+
+    @field_validator("crawl_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        seconds = parse_duration(value) if isinstance(value, str) else value
+        if isinstance(seconds, int | float) and 0 < seconds < MIN_CRAWL_INTERVAL:
+            raise ValueError(f"CRAWL_INTERVAL must be 0 (off) or at least {MIN_CRAWL_INTERVAL} seconds")
+        return seconds
 
     @field_validator("knowledge_urls")
     @classmethod

@@ -1,4 +1,4 @@
-"""The crawler against a real website served on 127.0.0.1 (tests/servers/website.py): what it keeps, what it
+"""The crawler against a real website served on 127.0.0.1 (fakes/website.py): what it keeps, what it
 leaves out and why, how it re-crawls, and what a failing site does to the snapshot."""
 
 from __future__ import annotations
@@ -21,12 +21,7 @@ import structlog
 from pydantic import ValidationError
 from pypdf import PdfReader
 
-from rag.crawl.crawler import CrawlReport, crawl
-from rag.crawl.sitemaps import BadSitemap, parse_sitemap
-from rag.crawl.snapshot import PAGES_FILE, site_snapshot_dir
-from rag.crawl.urls import normalize, site_of
-from rag.settings import RagSettings
-from tests.servers.website import (
+from fakes.website import (
     BOILERPLATE,
     CONTENT,
     PDF_SENTENCE,
@@ -34,6 +29,11 @@ from tests.servers.website import (
     Website,
     tiny_pdf,
 )
+from rag.crawl.crawler import CrawlReport, crawl
+from rag.crawl.sitemaps import BadSitemap, parse_sitemap
+from rag.crawl.snapshot import CRAWL_FILE, PAGES_FILE, Snapshot, site_snapshot_dir
+from rag.crawl.urls import normalize, site_of
+from rag.settings import RagSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*CONTENT, "/docs/warranty.pdf"]  # what the site has to offer: seven pages and a PDF
@@ -79,8 +79,11 @@ def text_of(folder: Path, record: dict[str, Any]) -> str:
 
 
 def mtimes(folder: Path) -> dict[str, int]:
+    """When each page file and pages.json were written (crawl.json notes every crawl, changed or not)."""
     return {
-        entry.name: entry.stat().st_mtime_ns for entry in folder.iterdir() if not entry.name.startswith(".")
+        entry.name: entry.stat().st_mtime_ns
+        for entry in folder.iterdir()
+        if not entry.name.startswith(".") and entry.name != CRAWL_FILE
     }
 
 
@@ -138,6 +141,7 @@ def test_a_first_crawl_from_the_home_page_keeps_each_page_s_own_text_only(tmp_pa
     assert {entry.name for entry in tmp_path.iterdir()} == {
         *(record["file"] for record in records.values()),
         PAGES_FILE,
+        CRAWL_FILE,
         ".crawl.lock",
     }
 
@@ -243,7 +247,8 @@ def test_a_page_failing_for_a_passing_reason_keeps_its_previous_version(
 
 def test_an_unreachable_start_url_leaves_the_snapshot_as_it_was(site: Website, tmp_path: Path) -> None:
     run([site.url("/")], tmp_path)
-    before = {entry.name: entry.read_bytes() for entry in tmp_path.iterdir()}
+    first = Snapshot(tmp_path).last_crawl()
+    before = {e.name: e.read_bytes() for e in tmp_path.iterdir() if e.name != CRAWL_FILE}
     before_times = mtimes(tmp_path)
     site.stop()
 
@@ -251,8 +256,11 @@ def test_an_unreachable_start_url_leaves_the_snapshot_as_it_was(site: Website, t
 
     assert not report.complete and report.pages == 0 and report.kept == 8 and report.removed == 0
     assert report.skipped == {"robots_unavailable": 1}  # robots.txt went unanswered: nothing is asked
-    assert {entry.name: entry.read_bytes() for entry in tmp_path.iterdir()} == before
+    assert {e.name: e.read_bytes() for e in tmp_path.iterdir() if e.name != CRAWL_FILE} == before
     assert mtimes(tmp_path) == before_times
+    # The attempt is noted all the same: a schedule does not try again at once.
+    record = json.loads((tmp_path / CRAWL_FILE).read_text())
+    assert first is not None and record["finished_at"] > first and record["complete"] is False
 
 
 def test_robots_txt_failing_with_a_server_error_stops_all_requests_to_the_host(

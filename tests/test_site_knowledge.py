@@ -5,18 +5,21 @@ address and title."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader, PdfWriter
 
+from fakes.website import CONTENT, PDF_SENTENCE, Website, tiny_pdf
 from rag.crawl.crawler import crawl
 from rag.crawl.snapshot import site_snapshot_dir
 from rag.embedder import Embedder
+from rag.formats import pdf_title
 from rag.ingestion import ensure_ingested
 from rag.store import open_store
 from tests.conftest import AppFactory, rag_settings
-from tests.servers.website import CONTENT, Website
 
 
 @pytest.fixture
@@ -69,3 +72,28 @@ def test_a_changed_page_is_embedded_again_alone_and_a_removed_one_leaves(
         assert 0 < changed.embedded <= 2  # the changed page's chunks only
     finally:
         store.close()
+
+
+def test_a_crawled_pdf_is_cited_by_its_own_title(
+    make_client: AppFactory, store_dir: Path, site: Website
+) -> None:
+    document = PdfWriter(clone_from=PdfReader(io.BytesIO(tiny_pdf(PDF_SENTENCE))))
+    # As a word processor leaves it: the tool's name and the file's suffix around the author's title.
+    document.add_metadata({"/Title": "Microsoft Word - Frame warranty terms.docx"})
+    body = io.BytesIO()
+    document.write(body)
+    site.set("/docs/terms-2026.pdf", body.getvalue(), "application/pdf")
+    settings = rag_settings(chroma_path=store_dir)
+    report = asyncio.run(crawl([site.url("/docs/terms-2026.pdf")], site_snapshot_dir(settings), settings))
+    assert report.new == 1
+
+    client = make_client()
+    reply = client.post("/chat", json={"message": "What warranty do Northwind frames carry?"}).json()
+    cited = {source["source"]: source["title"] for source in reply["sources"]}
+    assert cited.get(site.url("/docs/terms-2026.pdf")) == "Frame warranty terms", reply
+
+
+def test_pdf_titles_are_read_as_a_person_would() -> None:
+    assert pdf_title("Microsoft PowerPoint - Price list 2026.pptx") == "Price list 2026"
+    assert pdf_title("  Opening   hours ") == "Opening hours"
+    assert pdf_title("Untitled") == "" and pdf_title("report.pdf") == "report" and pdf_title("") == ""

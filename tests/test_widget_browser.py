@@ -11,11 +11,10 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Request, Respo
 from bench.server import ServerProcess
 from fakes.gemini_server import FakeGemini
 from fakes.llm_server import Reply
+from fakes.thread_server import ThreadServer
 from tests.browser import axe_violations, chromium
 from tests.conftest import KNOWLEDGE, ROOT
 
@@ -103,13 +103,11 @@ class HostSite:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = ThreadServer(Handler).start()
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def add(self, path: str, html: str, api: str) -> str:
         """A page with the strict policy a careful site owner sets: scripts and calls to the chatbot's origin,
@@ -140,8 +138,7 @@ class HostSite:
         return self.add("/demo.html", html.replace(DEMO_TAG, tag), api)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 @dataclass

@@ -161,9 +161,10 @@ async def crawl(
             await crawler.run(starts)
         records = crawler.final_records()
         await asyncio.to_thread(snapshot.commit, records)
-    report = crawler.report
-    report.removed = len(previous.keys() - records.keys())
-    report.pages = report.new + report.changed + report.unchanged
+        report = crawler.report
+        report.removed = len(previous.keys() - records.keys())
+        report.pages = report.new + report.changed + report.unchanged
+        await asyncio.to_thread(snapshot.note_crawl, time.time(), report.complete, report.pages)
     report.skipped = dict(sorted(crawler.skipped.items()))
     report.seconds = time.perf_counter() - started
     log.info(

@@ -4,6 +4,7 @@
                                       "source", "links"}}
     <folder>/<sha1 of url>.md  the page's main content as Markdown
     <folder>/<sha1 of url>.pdf a PDF, as fetched
+    <folder>/crawl.json        {"finished_at", "complete", "pages"} of the last crawl
 
 Nothing is ever half-written: each file is written under a temporary name and renamed into place, and
 `pages.json` is replaced in one step at the end of a crawl, after the files it names exist; files it no
@@ -30,6 +31,7 @@ from rag.settings import RagSettings
 log = structlog.get_logger(__name__)
 
 PAGES_FILE = "pages.json"
+CRAWL_FILE = "crawl.json"  # when the last crawl ended: replicas sharing the folder read it before crawling
 _LOCK_FILE = ".crawl.lock"
 _PAGE_SUFFIXES = (".md", ".pdf")
 _TEMP_SUFFIX = ".tmp"
@@ -40,8 +42,8 @@ class SnapshotInUse(Exception):
 
 
 def site_snapshot_dir(settings: RagSettings) -> Path:
-    """Where the website's pages are kept by default: beside the store, in `CHROMA_PATH/site`."""
-    return settings.chroma_path / "site"
+    """Where the website's pages are kept: SITE_DIR, by default beside the store in `CHROMA_PATH/site`."""
+    return settings.site_dir or settings.chroma_path / "site"
 
 
 def page_file_name(url: str, suffix: str) -> str:
@@ -136,6 +138,23 @@ class Snapshot:
             if record is not None and (self.folder / record.file).is_file():
                 records[url] = record
         return records
+
+    def last_crawl(self) -> float | None:
+        """When the last crawl of this folder ended (seconds since the epoch); None: never, or unreadable."""
+        try:
+            data = json.loads((self.folder / CRAWL_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("crawl_record_unreadable", path=str(self.folder / CRAWL_FILE), error=str(exc))
+            return None
+        finished = data.get("finished_at") if isinstance(data, dict) else None
+        return float(finished) if isinstance(finished, int | float) else None
+
+    def note_crawl(self, finished_at: float, complete: bool, pages: int) -> None:
+        """Record that a crawl ended (complete or not), for whoever decides when the next one is due."""
+        record = {"finished_at": finished_at, "complete": complete, "pages": pages}
+        self._write_atomically(self.folder / CRAWL_FILE, json.dumps(record).encode())
 
     def write_page(self, url: str, suffix: str, content: bytes) -> str:
         """Save one page's content under its file name, whole or not at all; return the name."""

@@ -8,10 +8,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from bench.server import free_port
+from fakes.thread_server import ThreadServer
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class WebhookReceiver:
         self.received: list[Received] = []
         self.status = 200  # what it answers
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: ThreadServer | None = None
 
     def start(self) -> WebhookReceiver:
         receiver = self
@@ -51,17 +52,13 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True).start()
+        self._server = ThreadServer(Handler, self.port, name="webhook-receiver").start()
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.stop()
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout

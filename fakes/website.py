@@ -6,12 +6,17 @@ robots.txt disallowing a folder (with a Crawl-delay), a sitemap index over two s
 permanent redirect, a redirect loop, a 404, a 500, a link to another host, a PDF, an image and a zip, an
 oversized page, a slow page, a `<link rel=canonical>` copy and a `?utm_source=` link. Pages answer
 conditional requests (ETag, Last-Modified) with 304, can be changed or removed between two crawls, and every
-request is kept, so a test can see what was fetched and what was answered 304."""
+request is kept, so a test can see what was fetched and what was answered 304.
+
+`Website(generated=N)` serves a plain site of N pages instead, and `Website(generated=N, prose=True)` one of N
+pages of distinct text with links between them (`fakes.site_prose`), as the crawl benchmark uses it."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import html
+import random
 import sys
 import threading
 import time
@@ -21,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.server import free_port
+from fakes.site_prose import article
+from fakes.thread_server import ThreadServer
 
 # What every page repeats; none of it may reach the snapshot.
 NAV_LABELS = ("Meet the team", "Book a repair", "Get fitted", "Prices and vouchers", "Riding journal")
@@ -104,8 +111,16 @@ def tiny_pdf(text: str) -> bytes:
     return bytes(out)
 
 
-def page_html(title: str, heading: str, sentence: str, body_links: list[str], extra_head: str = "") -> str:
-    """A page as a CMS writes one: head, cookie banner, menu, the article, a footer."""
+def page_html(
+    title: str,
+    heading: str,
+    sentence: str,
+    body_links: list[str],
+    extra_head: str = "",
+    sections: tuple[tuple[str, tuple[str, ...]], ...] | None = None,
+) -> str:
+    """A page as a CMS writes one: head, cookie banner, menu, the article, a footer. `sections`: the
+    article's own (heading, paragraphs) instead of the paragraphs every page of the small site shares."""
     nav = "".join(
         f'<li><a href="{href}">{label}</a></li>'
         for href, label in zip(
@@ -115,6 +130,14 @@ def page_html(title: str, heading: str, sentence: str, body_links: list[str], ex
         )
     )
     links = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in _link_texts(body_links))
+    body = f"""<h2>How we work</h2>
+<p>{_FILLER[0]}</p>
+<p>{_FILLER[1]}</p>"""
+    if sections is not None:
+        body = "\n".join(
+            f"<h2>{html.escape(name)}</h2>\n" + "\n".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+            for name, paragraphs in sections
+        )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title} | Northwind Cycles</title>{extra_head}
@@ -127,9 +150,7 @@ def page_html(title: str, heading: str, sentence: str, body_links: list[str], ex
 <main><article>
 <h1>{heading}</h1>
 <p>{sentence}</p>
-<h2>How we work</h2>
-<p>{_FILLER[0]}</p>
-<p>{_FILLER[1]}</p>
+{body}
 <h2>Read on</h2>
 <ul>{links}</ul>
 </article></main>
@@ -142,6 +163,28 @@ def page_html(title: str, heading: str, sentence: str, body_links: list[str], ex
 
 def _link_texts(hrefs: list[str]) -> list[tuple[str, str]]:
     return [(href, f"More: {href.strip('/').replace('/', ' ') or 'home'}") for href in hrefs]
+
+
+def _slug(title: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
+
+
+# A prose site's own pages, and where their article links, so that every link on it leads to a page: the
+# company's pages (the menu and the footer link to them) and the cookie policy (the banner links to it).
+_PROSE_OWN_PAGES: dict[str, list[str]] = {
+    "/": ["/about", "/services/repairs", "/services/fitting", "/pricing", "/blog/winter-care", "/contact"],
+    "/about": ["/", "/services/fitting"],
+    "/services/repairs": ["/services/fitting", "/pricing"],
+    "/services/fitting": ["/services/repairs"],
+    "/pricing": ["/contact"],
+    "/blog/winter-care": ["/services/repairs"],
+    "/contact": ["/"],
+    "/cookie-policy": ["/"],
+}
+_COOKIE_PAGE = ("Cookie policy", "How we use cookies", f"{COOKIE_TEXT}; nothing else is stored.")
+GUIDES_PER_SHELF = 30
+PROSE_MIN_PAGES = len(_PROSE_OWN_PAGES) + 2  # the own pages, one shelf and one guide
+_SHELF_TEXTS = 100_000  # shelves' paragraphs come from article numbers no guide reaches
 
 
 @dataclass
@@ -170,9 +213,15 @@ class Website:
     """The site. `start()` serves it; `url(path)` is a page's address; `requests` lists what was asked."""
 
     def __init__(
-        self, crawl_delay: float = 0.02, generated: int = 0, slow: bool = False, big_page_kb: int = 300
+        self,
+        crawl_delay: float = 0.02,
+        generated: int = 0,
+        slow: bool = False,
+        big_page_kb: int = 300,
+        prose: bool = False,
     ) -> None:
-        """`generated`: a plain site of that many pages instead; `slow`: link to a page that answers late."""
+        """`generated`: a plain site of that many pages instead (`prose`: of distinct text, at least
+        PROSE_MIN_PAGES); `slow`: link to a page that answers late."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.crawl_delay = crawl_delay
@@ -185,8 +234,10 @@ class Website:
         self.streamed: set[str] = set()  # paths answered in chunks, without a Content-Length
         self.requests: list[Request] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        if generated:
+        self._server: ThreadServer | None = None
+        if generated and prose:
+            self._build_prose(generated)
+        elif generated:
             self._build_generated(generated)
         else:
             self._build(big_page_kb)
@@ -258,6 +309,39 @@ class Website:
             self.set_page(path, page_html(f"Article {n}", f"Article {n}", sentence, ["/"]))
         self._sitemaps(["/", *paths])
 
+    def _build_prose(self, count: int) -> None:
+        """The company's own pages, then shelves of workshop guides (about 30 a shelf) linked from the home
+        page, each guide linking back to its shelf, to the guides beside it and to two others."""
+        if count < PROSE_MIN_PAGES:
+            raise ValueError(f"a prose site has at least {PROSE_MIN_PAGES} pages, not {count}")
+        guides = count - len(_PROSE_OWN_PAGES)
+        shelves = max(1, guides // (GUIDES_PER_SHELF + 1))
+        texts = [article(n) for n in range(guides - shelves)]
+        guide_paths = [f"/guides/{_slug(text.title)}" for text in texts]
+        shelf_paths = [f"/guides/shelf-{k + 1}" for k in range(shelves)]
+        for path, links in _PROSE_OWN_PAGES.items():
+            title, heading, sentence = CONTENT.get(path, _COOKIE_PAGE)
+            self.set_page(
+                path, page_html(title, heading, sentence, links + (shelf_paths if path == "/" else []))
+            )
+        for k, shelf in enumerate(shelf_paths):
+            intro = article(_SHELF_TEXTS + k)
+            title = f"Workshop guides, shelf {k + 1}"
+            shelved = guide_paths[k::shelves]
+            lead = f"Shelf {k + 1} of our workshop notes: {len(shelved)} guides by our mechanics."
+            self.set_page(shelf, page_html(title, title, lead, ["/", *shelved], "", intro.sections))
+        rng = random.Random(count)
+        for n, (path, text) in enumerate(zip(guide_paths, texts, strict=True)):
+            beside = [guide_paths[m] for m in (n - 1, n + 1) if 0 <= m < len(guide_paths)]
+            links = [
+                "/",
+                shelf_paths[n % shelves],
+                *beside,
+                *rng.sample(guide_paths, min(2, len(guide_paths))),
+            ]
+            self.set_page(path, page_html(text.title, text.heading, text.lead, links, "", text.sections))
+        self._sitemaps([*_PROSE_OWN_PAGES, *shelf_paths, *guide_paths])
+
     def _sitemaps(self, paths: list[str]) -> None:
         half = len(paths) // 2
 
@@ -293,12 +377,11 @@ class Website:
         self.set(path, html.encode(), "text/html; charset=utf-8")
 
     def change_page(self, path: str, sentence: str) -> None:
-        """Give a page a new own sentence (a new ETag and Last-Modified)."""
-        heading = CONTENT[path][1]
+        """Give a page a new own sentence, the paragraph under its heading (a new ETag and Last-Modified)."""
         old = self.resources[path].body.decode()
-        start = old.index("<h1>")
-        end = old.index("<h2>How we work</h2>")
-        self.set_page(path, old[:start] + f"<h1>{heading}</h1>\n<p>{sentence}</p>\n" + old[end:])
+        heading_end = old.index("</h1>") + len("</h1>")
+        end = old.index("</p>", heading_end) + len("</p>")
+        self.set_page(path, old[:heading_end] + f"\n<p>{sentence}</p>" + old[end:])
 
     def remove(self, path: str) -> None:
         with self._lock:
@@ -356,6 +439,9 @@ class Website:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+            # TCP_NODELAY, as web servers set it (nginx's tcp_nodelay): otherwise a page's body, written
+            # after its headers, waits for the crawler's delayed ACK, 40 ms a page on a kept-alive connection.
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 arrived = time.monotonic()
@@ -390,21 +476,16 @@ class Website:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        server = _Server(("127.0.0.1", self.port), Handler)
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="website", daemon=True).start()
+        self._server = ThreadServer(Handler, self.port, name="website", server_class=_Server).start()
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.stop()
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A crawler that stops reading (a page too large, a type it does not keep) closes the connection
         # mid-answer, as it should: that is no error of the site's.
