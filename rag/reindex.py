@@ -28,6 +28,10 @@ Crawl = Callable[[Callable[["CrawlProgress"], None], bool], "CrawlReport | None"
 PROGRESS_LOG_SECONDS = 5.0
 
 
+class SiteUnreachable(Exception):
+    """A crawl read nothing of the website: the snapshot, and so the knowledge, stay as they were."""
+
+
 @dataclass(frozen=True, slots=True)
 class CrawlState:
     done: int = 0  # URLs finished
@@ -163,6 +167,9 @@ class Reindexer:
         skipped = sum(report.skipped.values())
         done = report.pages + skipped
         self._update(job.id, crawl=CrawlState(done, 0, report.pages, skipped, report))
+        if report.pages == 0 and not report.complete:
+            # The site is down, or every start URL failed: the owner must see a failure, not a success.
+            raise SiteUnreachable("no start URL or sitemap could be read (crawl.result.errors says why)")
 
     def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:

@@ -118,6 +118,24 @@ def test_a_crawl_while_another_job_runs_is_refused_with_that_job(
         slow.stop()
 
 
+def test_a_site_that_is_down_fails_the_crawl_and_the_knowledge_stays(
+    make_client: AppFactory, store_dir: Path, site: Website
+) -> None:
+    client = make_client(api=POLLING, rag=_crawling(site, store_dir, crawl_interval=0))
+    assert client.post("/admin/crawl").status_code == 202
+    assert _finished(client)["status"] == "succeeded"
+    site.stop()
+
+    assert client.post("/admin/crawl").status_code == 202
+    job = _finished(client)
+    assert job["status"] == "failed" and job["error"].startswith("SiteUnreachable: "), job
+    result = job["crawl"]["result"]
+    assert (result["pages"], result["kept"], result["complete"]) == (0, 8, False)
+    assert result["errors"] and job["result"] is None  # nothing ingested
+    body = client.post("/chat", json={**SITE_QUESTION, "use_cache": False}).json()
+    assert site.url("/services/repairs") in {source["source"] for source in body["sources"]}
+
+
 def test_nothing_to_crawl_without_knowledge_urls(make_client: AppFactory) -> None:
     client = make_client()
     refused = client.post("/admin/crawl")
