@@ -4,8 +4,9 @@ what a site sync waits for.
 A local site of N pages (`fakes.website` with distinct text on every page: the company's pages, shelves of
 workshop guides, links between them, a sitemap; no Crawl-delay) on 127.0.0.1 is crawled from its home page
 by the service's crawler (`rag.crawl.crawler.crawl`) with the default settings (CRAWL_CONCURRENCY 4), in one
-run: a first crawl, a re-crawl with nothing changed (every page answered 304) and a re-crawl after a share of
-the pages changed. Beside them, the embedding floor: the service's own ingest (`ensure_ingested`: reading,
+run: a first crawl, a re-crawl with nothing changed (every page answered 304), a re-crawl after a share of
+the pages changed, and one more with nothing changed in a worker process, as the service crawls (its start
+included). Beside them, the embedding floor: the service's own ingest (`ensure_ingested`: reading,
 chunking, embedding and writing the snapshot's pages) into a temporary store, with the embedder loaded
 beforehand as a running service has it, after the first crawl and after the change.
 
@@ -21,6 +22,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from bench.server import ROOT
 from fakes.website import Website
 from rag.crawl.crawler import CrawlReport, crawl
 from rag.crawl.snapshot import site_snapshot_dir
+from rag.crawl.worker import CrawlWorker
 from rag.embedder import Embedder, embedder_for
 from rag.ingestion import IngestReport, ensure_ingested
 from rag.logs import LoggingSettings, configure_logging
@@ -68,6 +71,7 @@ def run(plan: Plan | None = None) -> dict[str, float]:
             changed_paths = _change(site, plan.changed)
             changed = _crawl(site, home, settings)
             changed_ingest = ensure_ingested(store, embedder, settings)
+            in_worker = _crawl_in_worker(site, home, settings)
             store.close()
     finally:
         site.stop()
@@ -77,6 +81,7 @@ def run(plan: Plan | None = None) -> dict[str, float]:
         **_crawl_figures("first", first),
         **_crawl_figures("unchanged", unchanged),
         **_crawl_figures("changed", changed),
+        **_crawl_figures("worker", in_worker),
         "edited_pages": float(len(changed_paths)),
         **_ingest_figures("ingest", first_ingest),
         **_ingest_figures("changed_ingest", changed_ingest),
@@ -124,6 +129,19 @@ def _crawl(site: Website, urls: list[str], settings: RagSettings) -> Crawled:
         f"  crawl: {report.pages} pages ({report.new} new, {report.changed} changed, {report.unchanged} "
         f"unchanged), {report.requests} requests, {fetched} answered 200, {report.seconds:.2f} s\n"
     )
+    return Crawled(report, fetched)
+
+
+def _crawl_in_worker(site: Website, urls: list[str], settings: RagSettings) -> Crawled:
+    """The unchanged site re-crawled as the service crawls: in a worker process, timed from its start to its
+    report (the process's start and imports included)."""
+    site.clear_requests()
+    worker = CrawlWorker(settings, LoggingSettings(_env_file=None, log_level="WARNING"))
+    started = time.perf_counter()
+    report = worker.run(urls, site_snapshot_dir(settings))
+    report.seconds = time.perf_counter() - started
+    fetched = sum(1 for r in site.fetched() if r.status == 200 and r.path != "/robots.txt")
+    sys.stderr.write(f"  crawl in a worker process: {report.pages} pages, {report.seconds:.2f} s\n")
     return Crawled(report, fetched)
 
 
@@ -197,6 +215,7 @@ def table(figures: dict[str, float], plan: Plan) -> str:
         + crawl_row("first crawl", "first")
         + crawl_row("re-crawl, nothing changed (304s)", "unchanged")
         + crawl_row(f"re-crawl, {changed} pages changed ({plan.changed:.0%})", "changed")
+        + crawl_row("re-crawl, nothing changed, in a worker process as the service runs it", "worker")
         + ingest_row(f"embedding floor: ingest of the first crawl ({backend})", "ingest")
         + ingest_row(f"ingest after {changed} pages changed", "changed_ingest")
         + ratio_row("first sync", "first_crawl_over_embedding")

@@ -29,6 +29,9 @@ def test_the_crawl_benchmark_measures_a_small_site(capsys: pytest.CaptureFixture
     # The ingest embeds every chunk once, then only what the edits touched (each edit is one paragraph)
     assert figures["ingest_pages"] == pages and figures["ingest_embedded"] == figures["ingest_chunks"] > pages
     assert 0 < figures["changed_ingest_embedded"] <= edited * 2
+    # The same unchanged site through the service's worker process: the same answers, every page a 304
+    assert figures["worker_unchanged"] == figures["worker_pages"] == pages
+    assert figures["worker_fetched"] == figures["worker_new"] == 0
 
     for name, value in figures.items():
         if name.endswith(("_s", "_per_s", "_over_embedding")):
