@@ -93,7 +93,10 @@ def _read_replies(
 ) -> CrawlReport:
     assert process.stdout is not None
     for line in process.stdout:
-        reply = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise CrawlFailed(f"the crawl worker sent an unreadable line: {line[:200]!r}") from None
         if "progress" in reply:
             if progress is not None:
                 progress(CrawlProgress(**reply["progress"]))
@@ -134,7 +137,9 @@ def _serve() -> int:
 
     request = json.loads(sys.stdin.buffer.readline())
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    sys.stdout = sys.stderr  # nothing a library prints may break the reply lines
+    # Nothing a library prints, from Python or from C, may break the reply lines: both go to stderr.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
     threading.Thread(target=_exit_when_orphaned, name="orphan-watch", daemon=True).start()
     configure_logging(LoggingSettings.model_validate(request["logging"]))
     settings = RagSettings.model_validate(request["settings"])
