@@ -8,7 +8,9 @@ import json
 import os
 import re
 import shutil
+import time as clock
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -29,6 +31,7 @@ from agent.records.database import create_records_engine
 from agent.records.repository import Records
 from agent.records.settings import RecordsSettings
 from bench.server import ServerProcess, free_port
+from fakes.website import CONTENT, Website
 from tests.browser import axe_violations, chromium
 from tests.conftest import KNOWLEDGE, NO_ENV_FILE, ROOT
 from tests.test_dashboard import BUSY_DAY, QUIET_DAY, TIERS, TOTALS, Row, busy_day, quiet_day, write, zero_day
@@ -53,6 +56,12 @@ DESCRIBE_FOCUSED = """() => {
   return el.id || el.getAttribute('aria-label') || el.textContent.trim();
 }"""
 HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">Mallory'
+# The fake website's pages (its PDF too), as crawled: 8 of them.
+SITE_PAGES = sorted({*CONTENT, "/docs/warranty.pdf"})
+# Its robots.txt asks for this much between requests: a crawl of some 10 s, long enough to watch it move.
+CRAWL_DELAY = 0.4
+JOB_TIMEOUT = 120_000  # ms: the crawl, then the ingest of what changed
+KNOWLEDGE_FILES = sorted(path.name for path in KNOWLEDGE.iterdir() if path.is_file())
 
 
 @dataclass
@@ -124,6 +133,91 @@ def servers(tmp_path_factory: pytest.TempPathFactory, knowledge_store_dir: Path)
             server.stop()
 
 
+@dataclass
+class SiteService:
+    """A service that keeps the fake website as knowledge (KNOWLEDGE_URLS), crawled only on request."""
+
+    server: ServerProcess
+    website: Website
+    knowledge: Path  # its own copy of the knowledge folder, free to change
+
+
+@contextmanager
+def site_service(base: Path, store: Path, name: str) -> Iterator[SiteService]:
+    website = Website(crawl_delay=CRAWL_DELAY).start()
+    knowledge = base / f"{name}-knowledge"
+    shutil.copytree(KNOWLEDGE, knowledge)
+    shutil.copytree(store, base / f"{name}-store")
+    server = ServerProcess(
+        {
+            "CHROMA_PATH": str(base / f"{name}-store"),
+            "KNOWLEDGE_DIR": str(knowledge),
+            "GOOGLE_API_KEY": "",
+            "LLM_CHAIN": "gemini,extractive",
+            "DATA_DIR": str(base / f"{name}-records"),
+            "ADMIN_TOKEN": TOKEN,
+            "RATE_LIMIT_ADMIN": "10000/minute",
+            "KNOWLEDGE_URLS": website.url("/"),
+            "CRAWL_MAX_PAGE_MB": "0.1",  # the site's archive and big page: skipped as too large
+            "CRAWL_INTERVAL": "0",
+        },
+        ARTIFACTS / f"server-dashboard-{name}.log",
+    )
+    try:
+        server.wait_healthy()
+        yield SiteService(server, website, knowledge)
+    finally:
+        server.stop()
+        website.stop()
+
+
+def finished_job(server: ServerProcess, timeout: float = JOB_TIMEOUT / 1000) -> dict[str, Any]:
+    deadline = clock.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = admin_get(server, "/admin/reindex")
+        if job["status"] != "running":
+            return job
+        assert clock.monotonic() < deadline, job
+        clock.sleep(0.2)
+
+
+def latest_is_a_crawl(service: SiteService) -> None:
+    """The service's latest job a crawl that succeeded, whatever the tests before this one did (a reindex,
+    a crawl of the site down)."""
+    latest = admin_get(service.server, "/admin/reindex")
+    if (latest["kind"], latest["status"]) != ("crawl", "succeeded"):
+        started = httpx.post(
+            f"{service.server.url}/admin/crawl", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert started.status_code == 202, started.text
+        assert finished_job(service.server)["status"] == "succeeded"
+
+
+@pytest.fixture
+def fresh_site(tmp_path: Path, knowledge_store_dir: Path) -> Iterator[SiteService]:
+    """A website never crawled yet: its first crawl finds every page new."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with site_service(tmp_path, knowledge_store_dir, "fresh-site") as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def crawled_site(
+    tmp_path_factory: pytest.TempPathFactory, knowledge_store_dir: Path
+) -> Iterator[SiteService]:
+    """A website crawled once already (by a call, not through the page): its result is the latest job."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with site_service(
+        tmp_path_factory.mktemp("crawled-site"), knowledge_store_dir, "crawled-site"
+    ) as service:
+        started = httpx.post(
+            f"{service.server.url}/admin/crawl", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert started.status_code == 202, started.text
+        assert finished_job(service.server)["status"] == "succeeded"
+        yield service
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium() as launched:
@@ -138,7 +232,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 
 def admin_get(server: ServerProcess, path: str) -> Any:
-    response = httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+    response = httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -209,6 +303,27 @@ class Dashboard:
             [chart, color],
         )
         return count
+
+    def knowledge_loaded(self) -> None:
+        """Signed in, the Knowledge section drawn from GET /admin/knowledge."""
+        expect(self.page.locator("#knowledge-files")).to_be_visible(timeout=LOAD_TIMEOUT)
+        expect(self.page.locator("#knowledge-table tbody tr").first).to_be_visible()
+
+    def knowledge_stat(self, label: str) -> str:
+        return (
+            self.page.locator("#knowledge-headline .stat")
+            .filter(has=self.page.locator("dt", has_text=re.compile(f"^{label}$")))
+            .locator("dd")
+            .inner_text()
+        )
+
+    def crawl_stat(self, label: str) -> str:
+        return (
+            self.page.locator("#job-result .stat")
+            .filter(has=self.page.locator("dt", has_text=re.compile(f"^{label}$")))
+            .locator("dd")
+            .inner_text()
+        )
 
     def no_horizontal_scroll(self) -> None:
         widths = self.page.evaluate(
@@ -577,21 +692,288 @@ def test_the_keyboard_reaches_everything_in_order(servers: Servers, context: Bro
     dashboard.signed_in()
     expect(page.locator("#gaps-table tbody tr").first).to_be_visible(timeout=LOAD_TIMEOUT)
     order = []
-    for _ in range(12):
+    for _ in range(13):
         page.keyboard.press("Tab")
         order.append(page.evaluate(DESCRIBE_FOCUSED))
-    assert order[:11] == [
+    assert order[:12] == [
         "Skip to content",
         "Overview",
         "Knowledge gaps",
         "Curated answers",
         "Transcripts",
         "Leads",
+        "Knowledge",
         "sign-out",
         "period",
         "The numbers per day, as a table",
         "gaps-days",
         "Knowledge gaps table",  # its box scrolls sideways on a phone: the keyboard can reach it
     ]
-    assert order[11] == "Write an answer"
+    assert order[12] == "Write an answer"
     assert dashboard.errors == []
+
+
+# -- the Knowledge section -----------------------------------------------------------------------------------
+
+
+def test_the_knowledge_section_lists_the_files_served_and_says_up_to_date(
+    servers: Servers, context: BrowserContext
+) -> None:
+    dashboard = Dashboard(context, servers.main)
+    dashboard.sign_in()
+    dashboard.knowledge_loaded()
+    page = dashboard.page
+    served = admin_get(servers.main, "/admin/knowledge")
+    rows = page.locator("#knowledge-table tbody tr")
+    expect(rows.locator("td:nth-child(1)")).to_have_text(KNOWLEDGE_FILES)
+    expect(rows.locator("td:nth-child(2)")).to_have_text([str(f["chunks"]) for f in served["files"]])
+    assert [f["path"] for f in served["files"]] == KNOWLEDGE_FILES
+    assert dashboard.knowledge_stat("Documents") == str(len(KNOWLEDGE_FILES))
+    assert dashboard.knowledge_stat("Chunks") == str(served["chunks"])
+    assert dashboard.knowledge_stat("Version") == served["version"]
+    assert dashboard.knowledge_stat("Up to date") == "Yes"
+    expect(page.locator("#knowledge-state")).to_have_text(
+        "Up to date: what is served matches the knowledge folder."
+    )
+    expect(page.locator("#pending-details")).to_be_hidden()
+    # No KNOWLEDGE_URLS: nothing to crawl, no website shown; files are names, not links.
+    expect(page.get_by_role("button", name="Reindex now")).to_be_visible()
+    expect(page.get_by_role("button", name="Crawl the website now")).to_be_hidden()
+    expect(page.locator("#site")).to_be_hidden()
+    expect(page.locator("#knowledge-table a")).to_have_count(0)
+    expect(page.locator("#job-title")).to_be_hidden()  # no reindex since the service started
+    assert not any("/admin/reindex" in r.url for r in dashboard.requests)  # nothing to follow: not asked
+    assert dashboard.errors == []
+
+
+def test_crawling_the_website_shows_its_progress_then_its_result_and_the_pages(
+    fresh_site: SiteService, context: BrowserContext
+) -> None:
+    site = fresh_site.website
+    dashboard = Dashboard(context, fresh_site.server)
+    dashboard.sign_in()
+    dashboard.knowledge_loaded()
+    page = dashboard.page
+    expect(page.locator("#site")).to_be_visible()
+    start = page.locator("#site-urls a")
+    expect(start).to_have_text(site.url("/") + " (opens in a new tab)")
+    expect(page.locator("#site-interval")).to_have_text("Only when you ask (CRAWL_INTERVAL is off)")
+    expect(page.locator("#site-last")).to_have_text("Never")
+    expect(page.locator("#site-next")).to_have_text("Not scheduled: only when you ask")
+
+    # By keyboard: the section's link, then its buttons.
+    page.get_by_role("link", name="Knowledge", exact=True).focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Reindex now")).to_be_focused()
+    page.keyboard.press("Tab")
+    crawl = page.get_by_role("button", name="Crawl the website now")
+    expect(crawl).to_be_focused()
+    started = clock.monotonic()
+    page.keyboard.press("Enter")
+
+    status = page.locator("#job-status")
+    progress = page.locator("#job-progress")
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#job-title")).to_have_text("Running: crawl of the website")
+    expect(progress).to_be_visible()
+    expect(crawl).to_have_attribute("aria-disabled", "true")
+    # It moves: addresses done of those found so far, and pages; the bar (read at the same moment) with them.
+    page.wait_for_function(
+        """() => {
+          const bar = document.getElementById('job-progress');
+          return /^Crawling: [1-9][0-9]* of [0-9]+ addresses done, [0-9]+ pages? so far[.]$/
+              .test(document.getElementById('job-status').textContent)
+            && bar.getAttribute('aria-label') === 'Crawl progress' && !bar.hidden
+            && bar.value > 0 && bar.value <= bar.max;
+        }""",
+        timeout=JOB_TIMEOUT,
+    )
+    expect(status).to_contain_text("The crawl succeeded.", timeout=JOB_TIMEOUT)
+    polled = clock.monotonic() - started
+    expect(progress).to_be_hidden()
+    expect(status).to_contain_text("Updated: 17 documents")
+    expect(status).to_contain_text("8 added, 0 changed, 0 removed.")
+    assert dashboard.crawl_stat("New") == "8"
+    assert dashboard.crawl_stat("Pages") == "8"
+    assert dashboard.crawl_stat("Removed") == "0"
+    expect(page.locator("#job-result .reasons")).to_contain_text("robots \u00d71")
+    errors = page.locator("#job-result .crawl-errors tbody tr")
+    found = {tuple(row.locator("td").all_inner_texts()) for row in errors.all()}
+    assert (site.url("/broken"), "http_5xx") in found, found
+    assert (site.url("/missing-page"), "http_404") in found, found
+    expect(crawl).not_to_have_attribute("aria-disabled", "true")
+    expect(crawl).to_be_focused()  # the owner is where they were
+
+    # The table is loaded again: the pages are there, as links that open apart from the dashboard.
+    expect(page.locator("#knowledge-table tbody tr")).to_have_count(len(KNOWLEDGE_FILES) + len(SITE_PAGES))
+    links = page.locator("#knowledge-table a")
+    expect(links).to_have_count(len(SITE_PAGES))
+    for path in SITE_PAGES:
+        link = page.locator(f'#knowledge-table a[href="{site.url(path)}"]')
+        expect(link).to_have_count(1)
+        expect(link).to_have_attribute("target", "_blank")
+        assert "noopener" in (link.get_attribute("rel") or "").split()
+    assert dashboard.knowledge_stat("Documents") == str(len(KNOWLEDGE_FILES) + len(SITE_PAGES))
+    expect(page.locator("#site-last")).not_to_have_text("Never")
+
+    # Followed every 3 s, no more: the admin budget is 60 calls a minute.
+    polls = [r for r in dashboard.requests if r.method == "GET" and r.url.endswith("/admin/reindex")]
+    assert 1 <= len(polls) <= polled / 3 + 1, (len(polls), polled)
+    calls = [r for r in dashboard.requests if "/admin/" in r.url and "/admin/assets/" not in r.url]
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in calls[1:])
+    assert dashboard.errors == []
+
+
+def test_reindex_now_brings_in_a_new_file_whose_name_stays_text(
+    crawled_site: SiteService, context: BrowserContext
+) -> None:
+    name = '<img src=x onerror="window.__pwned=3">offer.md'
+    (crawled_site.knowledge / name).write_text(
+        "# Winter offer\n\nA winter service costs 59 pounds in January.\n"
+    )
+    try:
+        dashboard = Dashboard(context, crawled_site.server)
+        dashboard.sign_in()
+        dashboard.knowledge_loaded()
+        page = dashboard.page
+        assert dashboard.knowledge_stat("Up to date") == "No"
+        state = page.locator("#knowledge-state")
+        expect(state).to_have_text(
+            "Not up to date. The next reindex brings in: 1 added, 0 changed, 0 removed."
+        )
+        page.get_by_text("The pending changes, by name").click()
+        expect(page.locator("#pending-list li")).to_have_text([f"Added: {name}"])
+
+        page.get_by_role("button", name="Reindex now").click()
+        status = page.locator("#job-status")
+        expect(status).to_contain_text("The reindex succeeded. Updated:", timeout=JOB_TIMEOUT)
+        expect(status).to_contain_text("1 added, 0 changed, 0 removed.")
+        expect(page.locator("#job-title")).to_have_text("Latest job: reindex of the knowledge")
+        expect(state).to_contain_text("Up to date")
+        row = page.locator("#knowledge-table tbody tr").filter(has_text=name)
+        expect(row).to_have_count(1)
+        expect(row.locator("a")).to_have_count(0)
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("#knowledge img").count() == 0
+        assert dashboard.errors == []
+    finally:
+        (crawled_site.knowledge / name).unlink()
+        # Back to what the other tests expect: the knowledge without it.
+        httpx.post(f"{crawled_site.server.url}/admin/reindex", headers={"Authorization": f"Bearer {TOKEN}"})
+        finished_job(crawled_site.server)
+
+
+def test_a_job_running_already_is_shown_instead_of_an_error(
+    crawled_site: SiteService, context: BrowserContext
+) -> None:
+    dashboard = Dashboard(context, crawled_site.server)
+    dashboard.sign_in()
+    dashboard.knowledge_loaded()
+    page = dashboard.page
+    # Another tab (here a call) starts a crawl: this page does not know yet, and asks for a reindex.
+    started = httpx.post(
+        f"{crawled_site.server.url}/admin/crawl", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert started.status_code == 202, started.text
+    page.get_by_role("button", name="Reindex now").click()
+    status = page.locator("#job-status")
+    expect(status).to_contain_text("A crawl is already running.")
+    expect(status).not_to_have_class(re.compile(r"\berror\b"))
+    expect(page.locator("#job-title")).to_have_text("Running: crawl of the website")
+    expect(page.locator("#job-progress")).to_be_visible()
+    expect(status).to_contain_text("The crawl succeeded.", timeout=JOB_TIMEOUT)
+    assert dashboard.crawl_stat("Unchanged") == "8"  # nothing changed on the site since
+    # Chromium logs the 409 itself as a failed load; nothing else may be logged.
+    refused = [e for e in dashboard.errors if re.match(r"^Failed to load resource: .* status of 409 ", e)]
+    assert len(refused) == 1 and len(dashboard.errors) == 1, dashboard.errors
+
+
+def test_a_crawl_of_a_site_that_is_down_shows_why_it_failed(
+    crawled_site: SiteService, context: BrowserContext
+) -> None:
+    site = crawled_site.website
+    dashboard = Dashboard(context, crawled_site.server)
+    dashboard.sign_in()
+    dashboard.knowledge_loaded()
+    page = dashboard.page
+    site.stop()  # nothing answers at its address now
+    try:
+        page.get_by_role("button", name="Crawl the website now").click()
+        status = page.locator("#job-status")
+        expect(status).to_contain_text("The crawl failed: SiteUnreachable", timeout=JOB_TIMEOUT)
+        expect(status).to_have_class(re.compile(r"\berror\b"))
+        expect(page.locator("#job-progress")).to_be_hidden()
+        # And each address that could not be read, with why.
+        errors = page.locator("#job-result .crawl-errors tbody tr")
+        expect(errors.first).to_be_visible()
+        found = {tuple(row.locator("td").all_inner_texts()) for row in errors.all()}
+        assert all(url.startswith(site.url("/")) and reason for url, reason in found), found
+        assert site.url("/robots.txt") in {url for url, _ in found}, found
+        # Nothing is removed when the site cannot be read: its pages are still served.
+        expect(page.locator("#knowledge-table a")).to_have_count(len(SITE_PAGES))
+        assert dashboard.errors == []
+    finally:
+        site.start()
+
+
+def test_the_knowledge_section_after_a_crawl_has_no_accessibility_violations(
+    crawled_site: SiteService, browser: Browser
+) -> None:
+    # The page's CSP would refuse the injected checker: this context lets it in (the CSP has its own test).
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    try:
+        dashboard = Dashboard(ctx, crawled_site.server)
+        dashboard.sign_in()
+        dashboard.knowledge_loaded()
+        page = dashboard.page
+        page.get_by_role("button", name="Crawl the website now").click()
+        expect(page.locator("#job-progress")).to_be_visible()
+        violations = axe_violations(page)  # while it runs: the progress bar and the live status
+        assert violations == [], json.dumps(violations, indent=1)
+
+        expect(page.locator("#job-status")).to_contain_text("The crawl succeeded.", timeout=JOB_TIMEOUT)
+        expect(page.locator("#job-result .crawl-errors tbody tr").first).to_be_visible()
+        expect(page.locator("#knowledge-table a").first).to_be_visible()
+        page.get_by_role("link", name="Knowledge", exact=True).click()
+        violations = axe_violations(page)
+        assert violations == [], json.dumps(violations, indent=1)
+        page.locator("#knowledge").screenshot(path=str(ARTIFACTS / "dashboard-knowledge.png"))
+        assert dashboard.errors == []
+    finally:
+        ctx.close()
+
+
+def test_the_knowledge_section_fits_a_phone_with_no_console_or_csp_errors(
+    crawled_site: SiteService, browser: Browser
+) -> None:
+    ctx = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-US",
+        timezone_id="UTC",
+    )
+    try:
+        latest_is_a_crawl(crawled_site)
+        dashboard = Dashboard(ctx, crawled_site.server)
+        dashboard.sign_in()
+        dashboard.knowledge_loaded()
+        page = dashboard.page
+        # The latest job, crawled before the page was opened, is shown with its result.
+        expect(page.locator("#job-status")).to_contain_text("The crawl succeeded.")
+        expect(page.locator("#job-result .crawl-errors tbody tr").first).to_be_visible()
+        expect(page.locator("#knowledge-table a")).to_have_count(len(SITE_PAGES))
+        page.get_by_role("link", name="Knowledge", exact=True).click()
+        dashboard.no_horizontal_scroll()
+        # Each part within the screen; the wide tables scroll inside their own box.
+        for box in ("#knowledge-headline", "#site", "#job", "#knowledge-table"):
+            right = page.locator(box).evaluate(
+                "(el) => (el.closest('.table-wrap') || el).getBoundingClientRect().right"
+            )
+            assert right <= 390, (box, right)
+        page.locator("#knowledge").screenshot(path=str(ARTIFACTS / "dashboard-knowledge-phone.png"))
+        assert dashboard.errors == []
+    finally:
+        ctx.close()

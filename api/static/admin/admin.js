@@ -20,6 +20,11 @@
   const CHART_HEIGHT = 220;
   const TRANSCRIPTS_PER_PAGE = 20;
   const LEADS_PER_PAGE = 50;
+  // A running job is asked after every 3 s: 20 of the 60 calls a minute the admin budget allows, shared with
+  // the owner's other tabs and scripts.
+  const JOB_POLL_MS = 3000;
+  const JOB_KINDS = { crawl: 'crawl of the website', ingest: 'reindex of the knowledge' };
+  const INGEST_OUTCOMES = { up_to_date: 'Nothing changed', updated: 'Updated', rebuilt: 'Rebuilt' };
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -30,12 +35,15 @@
     transcripts: { page: 1, total: 0, filters: null },
     leads: { offset: 0, total: 0 },
     writing: null,
+    // The job followed: its poll timer, and a generation that a sign-out moves on so a late answer is dropped.
+    job: { running: false, timer: null, generation: 0, shown: '' },
   };
 
   class ApiError extends Error {
-    constructor(status, message) {
+    constructor(status, message, data) {
       super(message);
       this.status = status;
+      this.data = data; // the body as sent: a 409 carries the job that is running
     }
   }
 
@@ -64,7 +72,7 @@
     }
     if (!response.ok) {
       const message = data && typeof data.error === 'string' ? data.error : `The request failed (${response.status}).`;
-      const error = new ApiError(response.status, message);
+      const error = new ApiError(response.status, message, data);
       // A token refused in mid-session (changed on the server): back to signing in, saying why.
       if (!probe && (response.status === 401 || response.status === 403)) signedOut(refusal(error));
       throw error;
@@ -171,9 +179,12 @@
     loadAnswers();
     loadTranscripts(1);
     loadLeads(0);
+    loadKnowledge();
   }
 
   function clearDashboard() {
+    stopFollowing();
+    clearKnowledge();
     for (const chart of Object.values(state.charts)) chart.destroy();
     for (const key of Object.keys(state.charts)) delete state.charts[key];
     for (const observer of state.resizers) observer.disconnect();
@@ -677,6 +688,414 @@
     return ['pending', 'delivered', 'failed'].includes(value) ? value : 'other';
   }
 
+  // -- knowledge --------------------------------------------------------------------------------------------
+
+  async function loadKnowledge() {
+    const status = $('knowledge-status');
+    const generation = state.job.generation;
+    status.textContent = 'Loading…';
+    let data;
+    try {
+      data = await api('/admin/knowledge');
+    } catch (error) {
+      if (generation !== state.job.generation) return;
+      $('knowledge-summary').hidden = true;
+      $('knowledge-files').hidden = true;
+      status.textContent = error.message;
+      return;
+    }
+    if (generation !== state.job.generation) return; // signed out meanwhile
+    status.textContent = '';
+    renderKnowledge(data);
+    if (data.reindex && !state.job.running) {
+      renderJob(data.reindex);
+      if (data.reindex.status === 'running') follow(); // started elsewhere: by the schedule or another tab
+    }
+  }
+
+  function renderKnowledge(data) {
+    $('knowledge-summary').hidden = false;
+    $('knowledge-files').hidden = false;
+    const list = $('knowledge-headline');
+    list.replaceChildren();
+    const upToDate = data.up_to_date === true ? 'Yes' : data.up_to_date === false ? 'No' : 'Unknown';
+    for (const [label, value] of [
+      ['Version', data.version || 'none'],
+      ['Documents', count(data.documents)],
+      ['Chunks', count(data.chunks)],
+      ['Up to date', upToDate],
+    ]) {
+      const group = element('div', 'stat');
+      group.append(element('dt', null, label), element('dd', null, value));
+      list.append(group);
+    }
+    renderPending(data);
+    $('knowledge-folder-error').textContent = data.folder_error
+      ? 'The knowledge folder cannot be read: ' + data.folder_error
+      : '';
+    renderSite(data.site);
+    const body = $('knowledge-table').tBodies[0];
+    body.replaceChildren(...data.files.map(knowledgeRow));
+    if (!data.files.length) {
+      const row = element('tr');
+      const cell = element('td', 'muted', 'Nothing is served yet: reindex to read the knowledge folder.');
+      cell.colSpan = 4;
+      row.append(cell);
+      body.append(row);
+    }
+  }
+
+  function renderPending(data) {
+    const line = $('knowledge-state');
+    const details = $('pending-details');
+    const names = $('pending-list');
+    names.replaceChildren();
+    const pending = data.pending;
+    if (data.up_to_date) {
+      line.textContent = 'Up to date: what is served matches the knowledge folder' +
+        (data.site ? ' and the website snapshot.' : '.');
+      line.className = 'done-text';
+      details.hidden = true;
+      return;
+    }
+    line.className = '';
+    if (!pending) {
+      line.textContent = 'Whether the knowledge is up to date is not known.';
+      details.hidden = true;
+      return;
+    }
+    const parts = [
+      `${count(pending.added.length)} added`,
+      `${count(pending.changed.length)} changed`,
+      `${count(pending.removed.length)} removed`,
+    ];
+    line.textContent = 'Not up to date. The next reindex brings in: ' + parts.join(', ') + '.' +
+      (pending.settings_changed ? ' The embedding model or chunking changed: it rebuilds everything.' : '');
+    for (const [label, items] of [['Added', pending.added], ['Changed', pending.changed], ['Removed', pending.removed]]) {
+      for (const name of items) {
+        const item = element('li');
+        item.append(element('span', 'label', label + ': '), element('span', 'source-name', name));
+        names.append(item);
+      }
+    }
+    details.hidden = !names.childElementCount;
+  }
+
+  function renderSite(site) {
+    $('site').hidden = !site;
+    $('crawl-now').hidden = !site;
+    if (!site) return;
+    const urls = $('site-urls');
+    urls.replaceChildren(...site.urls.map((url) => {
+      const item = element('li');
+      item.append(addressNode(url));
+      return item;
+    }));
+    $('site-interval').textContent = interval(site.interval_seconds);
+    $('site-last').textContent = site.last_crawl_at ? when(site.last_crawl_at) : 'Never';
+    $('site-next').textContent = site.next_crawl_at
+      ? when(site.next_crawl_at)
+      : 'Not scheduled: only when you ask';
+  }
+
+  function knowledgeRow(file) {
+    const row = element('tr');
+    const name = element('td', 'name');
+    name.append(addressNode(file.path));
+    row.append(name);
+    row.append(element('td', 'num', count(file.chunks)));
+    row.append(element('td', 'nowrap', file.ingested_at ? when(file.ingested_at) : '–'));
+    row.append(element('td', file.skipped ? 'warn-text' : 'muted', file.skipped || '–'));
+    return row;
+  }
+
+  // A crawled page's address is a link that opens apart from the dashboard; anything else (a file's path, an
+  // address of another scheme) stays text: the addresses come from the website, not from the owner.
+  function addressNode(text) {
+    const href = webAddress(text);
+    if (!href) return element('span', 'source-name', text);
+    const link = element('a', 'source-name', text);
+    link.href = href;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    link.append(element('span', 'visually-hidden', ' (opens in a new tab)'));
+    return link;
+  }
+
+  function webAddress(text) {
+    if (!/^https?:\/\//i.test(text)) return null;
+    try {
+      const url = new URL(text);
+      return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+    } catch (_invalid) {
+      return null;
+    }
+  }
+
+  function interval(seconds) {
+    if (!seconds) return 'Only when you ask (CRAWL_INTERVAL is off)';
+    for (const [unit, size] of [['day', 86400], ['hour', 3600], ['minute', 60]]) {
+      if (seconds >= size && seconds % size === 0) {
+        const n = seconds / size;
+        return n === 1 ? `Every ${unit}` : `Every ${count(n)} ${unit}s`;
+      }
+    }
+    return `Every ${count(Math.round(seconds))} seconds`;
+  }
+
+  function clearKnowledge() {
+    $('knowledge-summary').hidden = true;
+    $('knowledge-files').hidden = true;
+    $('knowledge-table').tBodies[0].replaceChildren();
+    for (const id of ['knowledge-headline', 'pending-list', 'site-urls', 'job-result']) $(id).replaceChildren();
+    for (const id of ['knowledge-status', 'knowledge-state', 'knowledge-folder-error', 'job-summary', 'job-status']) {
+      $(id).textContent = '';
+    }
+    $('job-status').classList.remove('error');
+    state.job.shown = '';
+    $('job-title').hidden = true;
+    $('job-summary').hidden = true;
+    $('job-progress').hidden = true;
+    $('crawl-now').hidden = true;
+    jobButtons(false);
+  }
+
+  // -- knowledge: a reindex or crawl, started here or elsewhere, followed until it ends ---------------------
+
+  async function startJob(kind) {
+    if (state.job.running) {
+      state.job.shown = '';
+      $('job-status').textContent = 'A job is running already: it is shown here until it ends.';
+      return;
+    }
+    const generation = state.job.generation;
+    jobButtons(true);
+    let job;
+    let note = '';
+    try {
+      job = await api(kind === 'crawl' ? '/admin/crawl' : '/admin/reindex', { method: 'POST' });
+    } catch (error) {
+      if (generation !== state.job.generation) return;
+      if (error.status === 409 && error.data && error.data.job) {
+        job = error.data.job; // one already runs (the schedule, another tab): follow that one instead
+        note = error.message + ' ';
+      } else {
+        jobButtons(false);
+        state.job.shown = '';
+        $('job-status').textContent = error.message;
+        $('job-status').classList.add('error');
+        return;
+      }
+    }
+    if (generation !== state.job.generation) return;
+    renderJob(job, note);
+    if (job.status === 'running') follow();
+    else ended();
+  }
+
+  function follow() {
+    state.job.running = true;
+    jobButtons(true);
+    clearTimeout(state.job.timer);
+    const generation = state.job.generation;
+    state.job.timer = setTimeout(() => poll(generation), JOB_POLL_MS);
+  }
+
+  async function poll(generation) {
+    let job;
+    try {
+      job = await api('/admin/reindex');
+    } catch (error) {
+      if (generation !== state.job.generation) return;
+      if (error.status === 401 || error.status === 403) return; // signed out: nothing left to follow
+      if (error.status === 404) { // the service restarted: the job is gone with it
+        ended();
+        return;
+      }
+      // A passing failure (the network, the rate limit): said, and asked again at the next tick.
+      state.job.shown = '';
+      $('job-status').textContent = error.message;
+      state.job.timer = setTimeout(() => poll(generation), JOB_POLL_MS);
+      return;
+    }
+    if (generation !== state.job.generation) return;
+    renderJob(job);
+    if (job.status === 'running') state.job.timer = setTimeout(() => poll(generation), JOB_POLL_MS);
+    else ended();
+  }
+
+  function ended() {
+    state.job.running = false;
+    clearTimeout(state.job.timer);
+    state.job.timer = null;
+    jobButtons(false);
+    loadKnowledge(); // what the job changed: the table, the version, the pending changes
+  }
+
+  function stopFollowing() {
+    state.job.generation += 1;
+    state.job.running = false;
+    clearTimeout(state.job.timer);
+    state.job.timer = null;
+  }
+
+  // aria-disabled rather than disabled: a disabled button drops the keyboard focus the owner had on it.
+  function jobButtons(busy) {
+    for (const id of ['reindex-now', 'crawl-now']) {
+      if (busy) $(id).setAttribute('aria-disabled', 'true');
+      else $(id).removeAttribute('aria-disabled');
+    }
+  }
+
+  function renderJob(job, note = '') {
+    // The same job unchanged (a poll while nothing moved, the reload at its end) is not written again: a screen
+    // reader would read the live status once more, and an open list of names would close.
+    const shown = JSON.stringify([job, note]);
+    if (shown === state.job.shown) return;
+    state.job.shown = shown;
+    const title = $('job-title');
+    const summary = $('job-summary');
+    const progress = $('job-progress');
+    const status = $('job-status');
+    const kind = JOB_KINDS[job.kind] || job.kind;
+    title.textContent = (job.status === 'running' ? 'Running: ' : 'Latest job: ') + kind;
+    title.hidden = false;
+    summary.hidden = false;
+    summary.textContent = (job.scheduled ? 'Started by the schedule ' : 'Started ') + when(job.started_at) +
+      (job.finished_at ? ' · ended ' + when(job.finished_at) : '');
+    status.classList.toggle('error', job.status === 'failed');
+    if (job.status === 'running') {
+      const [text, label, done, total] = jobProgress(job);
+      progress.hidden = false;
+      progress.setAttribute('aria-label', label);
+      if (total > 0) {
+        progress.max = total;
+        progress.value = Math.min(done, total);
+      } else {
+        progress.removeAttribute('value'); // nothing known yet to measure: an indeterminate bar
+      }
+      status.textContent = note + text;
+      $('job-result').replaceChildren();
+      return;
+    }
+    progress.hidden = true;
+    if (job.status === 'failed') {
+      status.textContent = note + `The ${job.kind === 'crawl' ? 'crawl' : 'reindex'} failed: ${job.error || 'no reason given'}`;
+    } else {
+      status.textContent = note + `The ${job.kind === 'crawl' ? 'crawl' : 'reindex'} succeeded.` +
+        (job.result ? ' ' + ingestLine(job.result) : '');
+    }
+    $('job-result').replaceChildren(...jobResult(job));
+  }
+
+  function jobProgress(job) {
+    const crawl = job.crawl;
+    if (crawl && !crawl.result && !crawl.not_due) {
+      const total = crawl.done + crawl.queued;
+      const text = total
+        ? `Crawling: ${count(crawl.done)} of ${count(total)} addresses done, ${count(crawl.pages)} ${crawl.pages === 1 ? 'page' : 'pages'} so far.`
+        : 'Crawling: starting…';
+      return [text, 'Crawl progress', crawl.done, total];
+    }
+    if (job.to_embed > 0) {
+      return [`Embedding: ${count(job.embedded)} of ${count(job.to_embed)} chunks.`, 'Embedding progress',
+        job.embedded, job.to_embed];
+    }
+    return ['Reading the knowledge for changes…', 'Reindex progress', 0, 0];
+  }
+
+  function ingestLine(result) {
+    const outcome = INGEST_OUTCOMES[result.status] || result.status;
+    if (result.status === 'up_to_date') {
+      return `${outcome}: ${count(result.files)} documents, ${count(result.chunks)} chunks, served as they were.`;
+    }
+    return `${outcome}: ${count(result.files)} documents, ${count(result.chunks)} chunks ` +
+      `(${count(result.embedded)} embedded, ${count(result.reused)} reused); ` +
+      `${count(result.added.length)} added, ${count(result.changed.length)} changed, ` +
+      `${count(result.removed.length)} removed.`;
+  }
+
+  function jobResult(job) {
+    const parts = [];
+    const crawl = job.crawl;
+    if (crawl && crawl.not_due) {
+      parts.push(element('p', 'muted', 'Another replica had just crawled the website: nothing was crawled again.'));
+    }
+    const result = crawl && crawl.result;
+    if (result) {
+      const numbers = element('dl', 'headline compact');
+      numbers.setAttribute('aria-label', 'Crawl result');
+      for (const [label, value] of [
+        ['Pages', result.pages], ['New', result.new], ['Changed', result.changed],
+        ['Unchanged', result.unchanged], ['Removed', result.removed], ['Kept', result.kept],
+      ]) {
+        const group = element('div', 'stat');
+        group.append(element('dt', null, label), element('dd', null, count(value)));
+        numbers.append(group);
+      }
+      parts.push(numbers);
+      if (!result.complete) {
+        parts.push(element('p', 'warn-text', 'Not every start address could be read: no page was removed.'));
+      }
+      const skipped = Object.entries(result.skipped);
+      if (skipped.length) {
+        parts.push(element('h4', null, 'Skipped, by reason'));
+        const list = element('ul', 'reasons');
+        for (const [reason, n] of skipped) {
+          const item = element('li');
+          item.append(element('span', 'source-name', reason), ` ×${count(n)}`);
+          list.append(item);
+        }
+        parts.push(list);
+      }
+      if (result.errors.length) {
+        parts.push(element('h4', null, `Addresses that failed (${count(result.errors.length)})`));
+        parts.push(crawlErrors(result.errors));
+      }
+    }
+    const ingest = job.result;
+    if (ingest) {
+      const names = [['Added', ingest.added], ['Changed', ingest.changed], ['Removed', ingest.removed],
+        ['Gave no text', ingest.skipped]].flatMap(([label, items]) => items.map((name) => [label, name]));
+      if (names.length) {
+        const details = element('details');
+        details.append(element('summary', null, 'What this job changed, by name'));
+        const list = element('ul', 'names');
+        for (const [label, name] of names) {
+          const item = element('li');
+          item.append(element('span', 'label', label + ': '), element('span', 'source-name', name));
+          list.append(item);
+        }
+        details.append(list);
+        parts.push(details);
+      }
+    }
+    return parts;
+  }
+
+  function crawlErrors(errors) {
+    const wrap = element('div', 'table-wrap');
+    wrap.tabIndex = 0;
+    wrap.setAttribute('role', 'region');
+    wrap.setAttribute('aria-label', 'Addresses that failed table');
+    const table = element('table', 'crawl-errors');
+    const head = element('tr');
+    for (const name of ['Address', 'Reason']) {
+      const th = element('th', null, name);
+      th.scope = 'col';
+      head.append(th);
+    }
+    table.append(element('thead'), element('tbody'));
+    table.tHead.append(head);
+    for (const error of errors) {
+      const row = element('tr');
+      row.append(element('td', 'source-name', error.url), element('td', 'source-name nowrap', error.reason));
+      table.tBodies[0].append(row);
+    }
+    wrap.append(table);
+    return wrap;
+  }
+
   // -- helpers ----------------------------------------------------------------------------------------------
 
   function pager(prefix, page, total, perPage) {
@@ -730,6 +1149,8 @@
       $('conversation').hidden = true;
       $('transcripts-title').focus();
     });
+    $('reindex-now').addEventListener('click', () => startJob('ingest'));
+    $('crawl-now').addEventListener('click', () => startJob('crawl'));
     $('write-form').addEventListener('submit', saveWritten);
     $('write-cancel').addEventListener('click', () => $('write-dialog').close());
     $('write-dialog').addEventListener('close', () => {
